@@ -1,0 +1,1 @@
+//! brainscope: fMRI-to-image reconstruction experiments in the terminal.
