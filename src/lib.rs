@@ -1,1 +1,15 @@
 //! brainscope: fMRI-to-image reconstruction experiments in the terminal.
+//!
+//! See `ARCHITECTURE.md` for the map of modules to responsibilities.
+
+pub mod backend;
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod demo;
+pub mod experiments;
+pub mod imageio;
+pub mod latents;
+pub mod models;
+pub mod train;
+pub mod tui;

@@ -1,0 +1,44 @@
+//! Backend choice: burn 0.22 picks the backend at run time through [`burn::tensor::Device`].
+//! `cpu` (burn's `flex` backend, always compiled) is the default; `wgpu` and `cuda` are cargo
+//! features.
+
+use burn::tensor::Device;
+
+/// A device name that the build cannot serve, or that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend exists but this binary was built without its cargo feature.
+    #[error("device '{0}' is not compiled into this binary: rebuild with `cargo build --release --features {0}`")]
+    NotCompiled(String),
+    /// Not a device name at all.
+    #[error("unknown device '{0}': expected one of cpu, wgpu, cuda")]
+    Unknown(String),
+}
+
+/// Device names accepted by `--device` and `experiment.toml`.
+pub const DEVICE_NAMES: [&str; 3] = ["cpu", "wgpu", "cuda"];
+
+/// Parse a device name (`cpu`, `wgpu`, `cuda`, `cuda:N`) into a burn device (no autodiff).
+pub fn device(name: &str) -> Result<Device, BackendError> {
+    let (kind, index) = name.split_once(':').unwrap_or((name, "0"));
+    match kind {
+        "cpu" | "flex" => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(Default::default())),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(BackendError::NotCompiled("wgpu".into())),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(index.parse::<usize>().map_err(|_| BackendError::Unknown(name.into()))?)),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => {
+            let _ = index;
+            Err(BackendError::NotCompiled("cuda".into()))
+        }
+        _ => Err(BackendError::Unknown(name.into())),
+    }
+}
+
+/// The default device: the CPU (`flex`) backend.
+pub fn default_device() -> Device {
+    Device::flex()
+}

@@ -1,0 +1,34 @@
+//! `brainscope bench <what>`: benchmarks that print figures (never timed assertions in tests).
+
+use clap::Subcommand;
+
+/// Arguments of `brainscope bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which benchmark to run.
+    #[command(subcommand)]
+    pub what: Bench,
+}
+
+/// The available benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Peak RSS while loading a real-size (subj01) dataset.
+    Data(crate::bench::data::Args),
+    /// SD-VAE encode/decode at real size with random weights.
+    Vae(crate::bench::vae::Args),
+    /// Low-level model training throughput at the paper's size.
+    Train(crate::bench::train::Args),
+    /// Console frame time with many experiments and long histories.
+    Console(crate::bench::console::Args),
+}
+
+/// Run the chosen benchmark.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.what {
+        Bench::Data(a) => crate::bench::data::run(a),
+        Bench::Vae(a) => crate::bench::vae::run(a),
+        Bench::Train(a) => crate::bench::train::run(a),
+        Bench::Console(a) => crate::bench::console::run(a),
+    }
+}

@@ -1,0 +1,83 @@
+//! Command line: clap derive. One module per subcommand; each exposes `Args` and `run`.
+//! With no subcommand, `brainscope` opens the console.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod bench;
+pub mod console;
+pub mod data;
+pub mod decode;
+pub mod demo;
+pub mod encode;
+pub mod latents;
+pub mod show;
+pub mod status;
+pub mod stop;
+pub mod train;
+pub mod train_vae;
+
+/// brainscope: fMRI-to-image reconstruction experiments, from the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "brainscope", version, about, long_about = None)]
+pub struct Cli {
+    /// Options of the console (used when no subcommand is given).
+    #[command(flatten)]
+    pub console: console::Args,
+    /// What to do; none opens the console.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Every subcommand of the CLI.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the embedded demo dataset (Algonauts 2023 layout) and its VAE.
+    Demo(demo::Args),
+    /// Inspect an Algonauts-layout dataset.
+    Data(data::Args),
+    /// Encode an image into a VAE latent (npy).
+    Encode(encode::Args),
+    /// Decode a VAE latent (npy) into a PNG.
+    Decode(decode::Args),
+    /// Encode every image of a dataset into the latent cache.
+    Latents(latents::Args),
+    /// Train the small demo VAE on the demo images (weights/demo/vae).
+    TrainVae(train_vae::Args),
+    /// Train an experiment (detached by default).
+    Train(train::Args),
+    /// Stop a running experiment gracefully.
+    Stop(stop::Args),
+    /// List experiments and their state.
+    Status(status::Args),
+    /// Print an image to the terminal (outside the console).
+    Show(show::Args),
+    /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
+    Bench(bench::Args),
+}
+
+/// Parse the command line, run it, and turn errors into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => console::run(cli.console),
+        Some(Command::Demo(a)) => demo::run(a),
+        Some(Command::Data(a)) => data::run(a),
+        Some(Command::Encode(a)) => encode::run(a),
+        Some(Command::Decode(a)) => decode::run(a),
+        Some(Command::Latents(a)) => latents::run(a),
+        Some(Command::TrainVae(a)) => train_vae::run(a),
+        Some(Command::Train(a)) => train::run(a),
+        Some(Command::Stop(a)) => stop::run(a),
+        Some(Command::Status(a)) => status::run(a),
+        Some(Command::Show(a)) => show::run(a),
+        Some(Command::Bench(a)) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

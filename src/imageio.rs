@@ -1,0 +1,1 @@
+//! Image I/O: PNG <-> tensors, resizing as the paper did.

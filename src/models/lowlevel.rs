@@ -1,0 +1,1 @@
+//! Low-level model: fMRI voxels -> SD-VAE latent (the paper's `Voxel2StableDiffusionModel`).

@@ -1,0 +1,5 @@
+//! burn models that load the published weights (diffusers / transformers safetensors layout).
+
+pub mod lowlevel;
+pub mod vae;
+pub mod weights;

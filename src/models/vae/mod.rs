@@ -1,0 +1,1 @@
+//! Stable Diffusion VAE (diffusers `AutoencoderKL`).

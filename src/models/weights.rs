@@ -1,0 +1,1 @@
+//! Loading hub folders (config.json + safetensors) into burn modules, with checked key remapping.

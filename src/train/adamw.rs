@@ -1,0 +1,1 @@
+//! adamw (not built yet).

@@ -1,0 +1,1 @@
+//! onecycle (not built yet).

@@ -1,0 +1,1 @@
+//! trainer (not built yet).

@@ -1,0 +1,1 @@
+//! The console (ratatui): experiment table, detail with live charts, gallery, help.
