@@ -9,13 +9,13 @@
 //! - [`split`]: the seeded, platform-independent 70/30 train/val split.
 //! - [`roi_table`]: the challenge's ROI classes and the paper's ROI sets.
 
-// pub mod algonauts;
+pub mod algonauts;
 pub mod mapping;
 pub mod npy;
 pub mod pickle;
-// pub mod roi;
+pub mod roi;
 pub mod roi_table;
-// pub mod split;
+pub mod split;
 
 use std::path::PathBuf;
 

@@ -302,9 +302,18 @@ impl std::fmt::Debug for NpyMatrix {
 }
 
 impl NpyMatrix {
-    /// Memory-map a float array (`<f4`, `<f8` or `<f2`) of rank 2 (or 1: one column).
-    /// `what` describes the file for a "not found" message.
+    /// Memory-map a 2-D float array (`<f4`, `<f8` or `<f2`); `what` describes the file for a
+    /// "not found" message.
     pub fn open(path: &Path, what: &str) -> Result<Self, DataError> {
+        Self::open_rank(path, what, false)
+    }
+
+    /// Like [`NpyMatrix::open`], also accepting a 1-D array (seen as one column).
+    pub fn open_1d_or_2d(path: &Path, what: &str) -> Result<Self, DataError> {
+        Self::open_rank(path, what, true)
+    }
+
+    fn open_rank(path: &Path, what: &str, allow_1d: bool) -> Result<Self, DataError> {
         let (file, h) = open_with_header(path, what)?;
         let dtype = match h.dtype {
             Some(d @ (Dtype::F32 | Dtype::F64 | Dtype::F16)) => d,
@@ -319,7 +328,7 @@ impl NpyMatrix {
         };
         let (rows, cols) = match h.shape.as_slice() {
             [r, c] => (*r, *c),
-            [r] => (*r, 1),
+            [r] if allow_1d => (*r, 1),
             _ => {
                 return Err(DataError::Rank {
                     path: path.to_path_buf(),
@@ -345,8 +354,6 @@ impl NpyMatrix {
                 reason: format!("truncated: shape {:?} needs {need} bytes, file has {}", h.shape, map.len()),
             });
         }
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
         Ok(NpyMatrix { path: path.to_path_buf(), map, dtype, rows, cols, offset: h.data_offset })
     }
 
@@ -413,8 +420,10 @@ impl NpyMatrix {
         Ok(())
     }
 
-    /// Call `f(row_index, row)` for each requested row, borrowing f32 rows from the map and
-    /// converting others through one reusable buffer.
+    /// Call `f(i, row)` for each requested row `rows[i]`, borrowing f32 rows from the map and
+    /// converting others through one reusable buffer. Each row's pages are released from this
+    /// process's resident set after `f` returns (see [`NpyMatrix::release_row`]), so streaming a
+    /// whole file never makes the mapped file count towards peak RSS.
     pub fn for_rows(&self, rows: &[usize], mut f: impl FnMut(usize, &[f32])) -> Result<(), DataError> {
         let mut buf = vec![0f32; if self.dtype == Dtype::F32 { 0 } else { self.cols }];
         for (i, &r) in rows.iter().enumerate() {
@@ -425,8 +434,27 @@ impl NpyMatrix {
                 self.read_row_into(r, &mut buf)?;
                 f(i, &buf);
             }
+            self.release_row(r);
         }
         Ok(())
+    }
+
+    /// Drop the resident pages of row `row` from this process (`MADV_DONTNEED`; the data stays
+    /// in the OS page cache and is faulted back in, unchanged, on the next access). No-op off
+    /// Unix or for rows smaller than a page.
+    pub fn release_row(&self, row: usize) {
+        #[cfg(unix)]
+        {
+            let w = self.cols * self.dtype.size();
+            if row < self.rows && w >= 4096 {
+                // SAFETY: the map is a read-only MAP_SHARED file mapping. MADV_DONTNEED only
+                // discards page-table entries; any later read (including through a borrowed
+                // row slice) faults the same file contents back in, so no visible memory changes.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.offset + row * w, w)
+                };
+            }
+        }
     }
 }
 
