@@ -196,7 +196,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: &PyObj, items: Vec<PyObj>) -> Result<(), String> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of items".into());
         }
         match target {
