@@ -14,7 +14,7 @@ use ndarray::Array2;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::DataError;
+use super::{DataError, FIX_ROOT};
 use super::mapping::read_mapping;
 use super::npy::{NpyMatrix, read_int_vector};
 use super::roi::{RoiAtlas, RoiClass, VoxelMask};
@@ -296,7 +296,7 @@ fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], ou
 /// `root/subject`, or `root` itself when it holds `training_split/`.
 fn subject_dir(root: &Path, subject: &str) -> Result<PathBuf, DataError> {
     if !root.is_dir() {
-        return Err(DataError::MissingDir { path: root.to_path_buf(), what: "dataset root".into() });
+        return Err(DataError::MissingDir { path: root.to_path_buf(), what: "dataset root".into(), fix: FIX_ROOT.into() });
     }
     let dir = root.join(subject);
     if dir.is_dir() {
@@ -319,11 +319,19 @@ fn subject_dir(root: &Path, subject: &str) -> Result<PathBuf, DataError> {
     } else {
         format!("subject {subject}; subjects found: {} (pass --subject)", found.join(", "))
     };
-    Err(DataError::MissingDir { path: dir, what })
+    Err(DataError::MissingDir { path: dir, what, fix: FIX_ROOT.into() })
 }
 
 fn require_dir(dir: &Path, what: &str) -> Result<(), DataError> {
-    if dir.is_dir() { Ok(()) } else { Err(DataError::MissingDir { path: dir.to_path_buf(), what: what.into() }) }
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(DataError::MissingDir {
+            path: dir.to_path_buf(),
+            what: what.into(),
+            fix: "restore it from the dataset release (the subject folder must follow the Algonauts 2023 layout)".into(),
+        })
+    }
 }
 
 /// Open `{lh,rh}_<split>_fmri.npy` in `dir` and check the row counts agree.

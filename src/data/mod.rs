@@ -24,14 +24,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A folder the layout requires does not exist.
-    #[error(
-        "folder {path} not found ({what}); fix: point at the dataset root that holds <subject>/training_split, roi_masks (Algonauts 2023 layout), or run `brainscope demo`"
-    )]
+    #[error("folder {path} not found ({what}); fix: {fix}")]
     MissingDir {
         /// The folder that was looked for.
         path: PathBuf,
         /// What it should contain.
         what: String,
+        /// How to fix it.
+        fix: String,
     },
     /// A file the layout requires does not exist.
     #[error("file {path} not found ({what}); fix: {fix}")]
@@ -240,6 +240,9 @@ pub enum DataError {
         reason: String,
     },
 }
+
+/// The fix for a missing dataset root or subject folder.
+pub const FIX_ROOT: &str = "point at the dataset root that holds <subject>/training_split and <subject>/roi_masks (Algonauts 2023 layout), or create one with `brainscope demo`";
 
 impl DataError {
     /// Wrap an I/O error with the file and action involved.
