@@ -34,6 +34,19 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    /// numpy's name of the type, e.g. `float32`.
+    pub fn numpy_name(self) -> String {
+        match self {
+            Dtype::F16 => "float16".into(),
+            Dtype::F32 => "float32".into(),
+            Dtype::F64 => "float64".into(),
+            Dtype::Int(n) => format!("int{}", n * 8),
+            Dtype::UInt(n) => format!("uint{}", n * 8),
+            Dtype::Bool => "bool".into(),
+            Dtype::Object => "object".into(),
+        }
+    }
+
     /// Bytes per element (objects: 0, their payload is a pickle).
     pub fn size(self) -> usize {
         match self {
