@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::{DataError, FIX_ROOT};
 use super::mapping::read_mapping;
-use super::npy::{NpyMatrix, read_int_vector};
+use super::npy::{NpyMatrix, RELEASE_EVERY_BYTES, read_int_vector};
 use super::roi::{RoiAtlas, RoiClass, VoxelMask};
 use super::roi_table::ROI_CLASSES;
 
@@ -266,10 +266,11 @@ fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], ou
         }
     }
     // Stream one row of each hemisphere at a time (f32: borrowed from the map; others: converted
-    // into one reusable buffer), then release its pages.
+    // into one reusable buffer); drop the mapped pages every RELEASE_EVERY_BYTES.
     let mut lh_buf = vec![0f32; h.lh.cols()];
     let mut rh_buf = vec![0f32; h.rh.cols()];
     let total = rows.len();
+    let mut since = 0;
     for (i, &r) in rows.iter().enumerate() {
         let lh: &[f32] = match h.lh.row_f32_borrowed(r)? {
             Some(row) => row,
@@ -286,10 +287,16 @@ fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], ou
             }
         };
         mask.apply(lh, rh, &mut out[i * width..(i + 1) * width]);
-        h.lh.release_row(r);
-        h.rh.release_row(r);
+        since += h.lh.row_stride() + h.rh.row_stride();
+        if since >= RELEASE_EVERY_BYTES {
+            h.lh.release_all();
+            h.rh.release_all();
+            since = 0;
+        }
         progress(i + 1, total);
     }
+    h.lh.release_all();
+    h.rh.release_all();
     Ok(())
 }
 

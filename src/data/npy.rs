@@ -14,6 +14,9 @@ use super::DataError;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Streaming readers drop the mapped pages they touched after reading this many bytes.
+pub const RELEASE_EVERY_BYTES: usize = 32 << 20;
+
 /// Element type of an array, from its numpy `descr` (byte order already checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dtype {
@@ -434,11 +437,12 @@ impl NpyMatrix {
     }
 
     /// Call `f(i, row)` for each requested row `rows[i]`, borrowing f32 rows from the map and
-    /// converting others through one reusable buffer. Each row's pages are released from this
-    /// process's resident set after `f` returns (see [`NpyMatrix::release_row`]), so streaming a
-    /// whole file never makes the mapped file count towards peak RSS.
+    /// converting others through one reusable buffer. The map's pages are released every
+    /// [`RELEASE_EVERY_BYTES`] and at the end (see [`NpyMatrix::release_all`]), so streaming a
+    /// whole file adds at most that much to peak RSS.
     pub fn for_rows(&self, rows: &[usize], mut f: impl FnMut(usize, &[f32])) -> Result<(), DataError> {
         let mut buf = vec![0f32; if self.dtype == Dtype::F32 { 0 } else { self.cols }];
+        let mut since = 0;
         for (i, &r) in rows.iter().enumerate() {
             if let Some(row) = self.row_f32_borrowed(r)? {
                 f(i, row);
@@ -447,27 +451,34 @@ impl NpyMatrix {
                 self.read_row_into(r, &mut buf)?;
                 f(i, &buf);
             }
-            self.release_row(r);
+            since += self.row_stride();
+            if since >= RELEASE_EVERY_BYTES {
+                self.release_all();
+                since = 0;
+            }
         }
+        self.release_all();
         Ok(())
     }
 
-    /// Drop the resident pages of row `row` from this process (`MADV_DONTNEED`; the data stays
-    /// in the OS page cache and is faulted back in, unchanged, on the next access). No-op off
-    /// Unix or for rows smaller than a page.
-    pub fn release_row(&self, row: usize) {
+    /// Drop this mapping's resident pages from the process (`MADV_DONTNEED`): the data stays
+    /// in the OS page cache and is faulted back in, unchanged, on the next access. Streaming
+    /// readers call this every [`RELEASE_EVERY_BYTES`] so the mapped file never adds more than
+    /// that to peak RSS. (Releasing only the rows just read is not enough: the kernel maps whole
+    /// page-cache folios around a fault, re-mapping neighbours already released.) No-op off Unix.
+    pub fn release_all(&self) {
         #[cfg(unix)]
-        {
-            let w = self.cols * self.dtype.size();
-            if row < self.rows && w >= 4096 {
-                // SAFETY: the map is a read-only MAP_SHARED file mapping. MADV_DONTNEED only
-                // discards page-table entries; any later read (including through a borrowed
-                // row slice) faults the same file contents back in, so no visible memory changes.
-                let _ = unsafe {
-                    self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.offset + row * w, w)
-                };
-            }
+        if !self.map.is_empty() {
+            // SAFETY: the map is a read-only MAP_SHARED file mapping. MADV_DONTNEED only discards
+            // page-table entries; any later read (including through a borrowed row slice) faults
+            // the same file contents back in, so no memory visible to Rust changes.
+            let _ = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
+    }
+
+    /// Bytes of one stored row.
+    pub fn row_stride(&self) -> usize {
+        self.cols * self.dtype.size()
     }
 }
 
