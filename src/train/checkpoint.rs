@@ -16,8 +16,6 @@
 use crate::experiments::state::write_atomic;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Manifest file name inside a checkpoint directory.
@@ -47,6 +45,9 @@ pub enum CheckpointError {
     /// A file's checksum differs from the manifest.
     #[error("checkpoint file {path} fails its checksum ({actual} != {expected} in the manifest): the file is corrupt")]
     Checksum { path: PathBuf, expected: String, actual: String },
+    /// The caller's writer failed.
+    #[error("cannot write checkpoint files into {dir}: {message}")]
+    Write { dir: PathBuf, message: String },
     /// Nothing usable.
     #[error("no valid checkpoint in {dir}: {reasons}")]
     NoneValid { dir: PathBuf, reasons: String },
@@ -78,15 +79,13 @@ pub struct Manifest<M> {
     pub files: Vec<FileEntry>,
 }
 
-/// A verified checkpoint read back.
+/// A verified checkpoint: every file listed in its manifest has the recorded size and checksum.
 #[derive(Debug)]
 pub struct Loaded<M> {
-    /// Its directory.
+    /// Its directory (read the files from here).
     pub dir: PathBuf,
     /// Its manifest.
     pub manifest: Manifest<M>,
-    /// File contents by name.
-    pub files: BTreeMap<String, Vec<u8>>,
 }
 
 /// Which links a save updates.
@@ -150,9 +149,18 @@ impl CheckpointStore {
         self.root.join(LAST).symlink_metadata().is_ok()
     }
 
-    /// Write a checkpoint at `step` with `files`, point `last` (and `best` if tagged) at it, and
-    /// prune checkpoints no longer referenced (keeping the previous `last`).
-    pub fn save<M: Serialize>(&self, step: u64, meta: &M, files: &[(&str, &[u8])], tags: Tags) -> Result<PathBuf, CheckpointError> {
+    /// Write a checkpoint at `step`: `write` fills a fresh temporary directory with the
+    /// caller's files (model, optimizer state, ...); their sizes and checksums go into the
+    /// manifest, written last; the directory is then renamed into place, `last` (and `best` if
+    /// tagged) point at it, and checkpoints no longer referenced are pruned (keeping the
+    /// previous `last`).
+    pub fn save<M: Serialize>(
+        &self,
+        step: u64,
+        meta: &M,
+        write: impl FnOnce(&Path) -> Result<(), String>,
+        tags: Tags,
+    ) -> Result<PathBuf, CheckpointError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let name = dir_name(step);
         let tmp = self.root.join(format!(".tmp-{name}-{}", std::process::id()));
@@ -160,13 +168,20 @@ impl CheckpointStore {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+        write(&tmp).map_err(|message| CheckpointError::Write { dir: tmp.clone(), message })?;
+        let mut names: Vec<String> = std::fs::read_dir(&tmp)
+            .map_err(io(&tmp))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != MANIFEST)
+            .collect();
+        names.sort();
         let mut entries = Vec::new();
-        for (file_name, bytes) in files {
-            let path = tmp.join(file_name);
-            let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-            f.write_all(bytes).map_err(io(&path))?;
-            f.sync_all().map_err(io(&path))?;
-            entries.push(FileEntry { name: file_name.to_string(), bytes: bytes.len() as u64, checksum: checksum(bytes) });
+        for file_name in names {
+            let path = tmp.join(&file_name);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
+            entries.push(FileEntry { name: file_name, bytes: bytes.len() as u64, checksum: checksum(&bytes) });
         }
         let manifest = Manifest { format: FORMAT, step, created_ms: crate::experiments::process::now_ms(), meta, files: entries };
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
@@ -239,7 +254,6 @@ impl CheckpointStore {
                 message: format!("format {} (this build reads {FORMAT})", manifest.format),
             });
         }
-        let mut files = BTreeMap::new();
         for entry in &manifest.files {
             let path = dir.join(&entry.name);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
@@ -250,9 +264,8 @@ impl CheckpointStore {
             if actual != entry.checksum {
                 return Err(CheckpointError::Checksum { path, expected: entry.checksum.clone(), actual });
             }
-            files.insert(entry.name.clone(), bytes);
         }
-        Ok(Loaded { dir: dir.to_path_buf(), manifest, files })
+        Ok(Loaded { dir: dir.to_path_buf(), manifest })
     }
 
     /// Load the newest checkpoint that verifies: `last` first, then every other step directory,
@@ -348,8 +361,11 @@ mod tests {
     }
 
     fn save(store: &CheckpointStore, step: u64, best: bool) {
-        let model = vec![step as u8; 1000];
-        store.save(step, &Meta { epoch: step as usize }, &[("model.bin", &model), ("opt.bin", b"opt")], Tags { best }).unwrap();
+        let write = |dir: &Path| {
+            std::fs::write(dir.join("model.bin"), vec![step as u8; 1000]).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("opt.bin"), b"opt").map_err(|e| e.to_string())
+        };
+        store.save(step, &Meta { epoch: step as usize }, write, Tags { best }).unwrap();
     }
 
     #[test]
@@ -363,7 +379,8 @@ mod tests {
         let (loaded, skipped) = store.load_latest::<Meta>().unwrap().unwrap();
         assert!(skipped.is_empty());
         assert_eq!((loaded.manifest.step, loaded.manifest.meta.epoch), (30, 30));
-        assert_eq!(loaded.files["model.bin"], vec![30u8; 1000]);
+        assert_eq!(std::fs::read(loaded.dir.join("model.bin")).unwrap(), vec![30u8; 1000]);
+        assert_eq!(loaded.manifest.files.len(), 2);
         let mut names: Vec<_> = std::fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["best", "last", "step-00000010", "step-00000020", "step-00000030"]);
