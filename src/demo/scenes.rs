@@ -176,7 +176,7 @@ fn draw_face(canvas: &mut Canvas, (cx, cy): (f32, f32), scale: f32, rng: &mut im
     let skin = mix(skins[rng.random_range(0..skins.len())], colour(rng, 0.3, 0.9), 0.1);
     let hair = colour(rng, 0.0, 0.45);
     let (rx, ry) = (scale * 0.34, scale * 0.45);
-    let tilt = rng.random_range(-0.3..0.3);
+    let tilt: f32 = rng.random_range(-0.3..0.3);
     let (s, c) = tilt.sin_cos();
     // A point given in the face's own frame (units of rx / ry), rotated into the image.
     let at = |u: f32, v: f32| (cx + u * rx * c - v * ry * s, cy + u * rx * s + v * ry * c);
