@@ -61,8 +61,9 @@ fn challenge_naming_f32_round_trip() {
         })
         .unwrap();
     assert_eq!(calls, 1);
-    assert_eq!(t[[0, 3]], lh_value(1, 3, 1000.0));
-    assert_eq!(t[[0, 10]], rh_value(1, 0, 1000.0));
+    assert_eq!(test.fmri.as_ref().unwrap().lh.dtype(), Dtype::F16);
+    assert_eq!(t[[0, 3]], lh_value(1, 3, 500.0));
+    assert_eq!(t[[0, 10]], rh_value(1, 0, 500.0));
 }
 
 #[test]

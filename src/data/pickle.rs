@@ -421,8 +421,17 @@ impl<'a> Machine<'a> {
                     let target = self.top()?.clone();
                     self.set_items(&target, items)?;
                 }
-                0x8f => {
-                    let items = self.pop_mark()?; // EMPTY_SET + ADDITEMS / FROZENSET: keep as list
+                // Sets are kept as lists: EMPTY_SET, ADDITEMS, FROZENSET.
+                0x8f => self
+                    .stack
+                    .push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    self.add_items(&target, items)?;
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
                     self.stack.push(PyObj::List(Rc::new(RefCell::new(items))));
                 }
                 b'c' => {
@@ -663,6 +672,46 @@ mod tests {
             .map(|(k, _)| if let PyObj::Int(i) = k { *i } else { 0 })
             .collect();
         assert_eq!(keys, vec![1, 70000, -5]);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `pickle.dumps({1: 'V1v', 300: 'FFA-1', 70000: 'x', -2: 'neg'}, protocol=p)` from CPython
+    /// 3.11 for p = 0, 2, 4 (p = 4 adds `5: frozenset([1])`).
+    #[test]
+    fn reads_cpython_protocols() {
+        let cases = [
+            "286470300a49310a565631760a70310a73493330300a564646412d310a70320a734937303030300a56780a70330a73492d320a566e65670a70340a732e",
+            "80027d7100284b01580300000056317671014d2c0158050000004646412d3171024a7011010058010000007871034afeffffff58030000006e65677104752e",
+            "80049533000000000000007d94284b018c03563176944d2c018c054646412d31944a701101008c0178944afeffffff8c036e6567944b05284b019194752e",
+        ];
+        for c in cases {
+            let PyObj::Dict(d) = unpickle(&hex(c)).unwrap() else {
+                panic!("not a dict")
+            };
+            let d = d.borrow();
+            let pairs: Vec<(i64, String)> = d
+                .iter()
+                .filter_map(|(k, v)| match (k, v) {
+                    (PyObj::Int(k), PyObj::Str(v)) => Some((*k, v.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                pairs,
+                vec![
+                    (1, "V1v".into()),
+                    (300, "FFA-1".into()),
+                    (70000, "x".into()),
+                    (-2, "neg".into())
+                ]
+            );
+        }
     }
 
     #[test]
