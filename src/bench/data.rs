@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::algonauts::Subject;
 use crate::data::mapping::write_mapping;
-use crate::data::npy::{self, F32RowWriter, NpyMatrix};
+use crate::data::npy::{self, Dtype, NpyMatrix, RowWriter};
 use crate::data::roi::{MaskMode, VoxelMask};
 
 /// Arguments of `brainscope bench data`.
@@ -36,6 +36,18 @@ pub struct Args {
     /// Delete the dataset after the run.
     #[arg(long)]
     pub clean: bool,
+    /// Stored fMRI dtype: f32 (the release's; read zero-copy) or f64/f16 (converted per row).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: Dtype,
+}
+
+fn parse_dtype(s: &str) -> Result<Dtype, String> {
+    match s {
+        "f32" | "float32" => Ok(Dtype::F32),
+        "f64" | "float64" => Ok(Dtype::F64),
+        "f16" | "float16" => Ok(Dtype::F16),
+        other => Err(format!("unknown dtype '{other}': use f32, f64 or f16")),
+    }
 }
 
 /// Peak resident set size of this process in bytes (`VmHWM`), Linux only.
@@ -77,8 +89,11 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
-            "brainscope-bench-data-{}x{}x{}",
-            args.n, args.lh, args.rh
+            "brainscope-bench-data-{}x{}x{}-{}",
+            args.n,
+            args.lh,
+            args.rh,
+            args.dtype.numpy_name()
         ))
     });
     let subj = root.join("subj01");
@@ -86,10 +101,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("reusing {}", subj.display());
     } else {
         println!(
-            "writing a random {}x({}+{}) float32 dataset to {}",
+            "writing a random {}x({}+{}) {} dataset to {}",
             args.n,
             args.lh,
             args.rh,
+            args.dtype.numpy_name(),
             subj.display()
         );
         write_dataset(&subj, &args)?;
@@ -115,9 +131,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checksum: f64 = x.row(x.nrows() - 1).iter().map(|v| *v as f64).sum();
 
     println!(
-        "array      [{}, {}] f32 = {} bytes ({:.3} GiB, {:.2} GB)",
+        "array      [{}, {}] f32 in memory (stored as {}) = {} bytes ({:.3} GiB, {:.2} GB)",
         x.nrows(),
         x.ncols(),
+        args.dtype.numpy_name(),
         array_bytes,
         gib(array_bytes),
         array_bytes as f64 / 1e9
@@ -162,7 +179,7 @@ fn reusable(subj: &Path, args: &Args) -> bool {
     let fmri = subj.join("training_split/training_fmri");
     let ok = |p: &Path, cols: usize| {
         NpyMatrix::open(p, "bench")
-            .map(|m| m.rows() == args.n && m.cols() == cols)
+            .map(|m| m.rows() == args.n && m.cols() == cols && m.dtype() == args.dtype)
             .unwrap_or(false)
     };
     ok(&fmri.join("lh_training_fmri.npy"), args.lh)
@@ -197,7 +214,7 @@ fn write_dataset(subj: &Path, args: &Args) -> anyhow::Result<()> {
         ("rh_training_fmri.npy", args.rh),
     ] {
         let pb = bar(args.n as u64, "writing");
-        let mut w = F32RowWriter::create(&fmri.join(name), args.n, cols)?;
+        let mut w = RowWriter::create(&fmri.join(name), args.dtype, args.n, cols)?;
         let mut row = vec![0f32; cols];
         for r in 0..args.n {
             row.iter_mut().for_each(|v| *v = rng.next_f32());

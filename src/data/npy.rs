@@ -732,34 +732,52 @@ fn check_len(path: &Path, shape: &[usize], len: usize) -> Result<(), DataError> 
     Ok(())
 }
 
-/// Streams a 2-D `<f4` array to disk row by row (for arrays too big to hold), writing to a
-/// temporary file that [`F32RowWriter::finish`] renames into place.
-pub struct F32RowWriter {
+/// Streams a 2-D float array (`<f4`, `<f8` or `<f2`) to disk row by row, for arrays too big
+/// to hold. It writes to a temporary sibling that [`RowWriter::finish`] renames into place; a
+/// writer dropped before `finish` removes its temporary file, so failures leave nothing behind.
+pub struct RowWriter {
     path: PathBuf,
     tmp: PathBuf,
-    w: BufWriter<File>,
+    w: Option<BufWriter<File>>,
+    dtype: Dtype,
     cols: usize,
     rows_left: usize,
+    bytes: Vec<u8>,
 }
 
-impl F32RowWriter {
-    /// Start writing a `[rows, cols]` f32 array to `path`.
-    pub fn create(path: &Path, rows: usize, cols: usize) -> Result<Self, DataError> {
+impl RowWriter {
+    /// Start writing a `[rows, cols]` array of `dtype` (F16, F32 or F64) to `path`.
+    pub fn create(path: &Path, dtype: Dtype, rows: usize, cols: usize) -> Result<Self, DataError> {
+        let descr = match dtype {
+            Dtype::F16 => "<f2",
+            Dtype::F32 => "<f4",
+            Dtype::F64 => "<f8",
+            other => {
+                return Err(DataError::Write {
+                    path: path.to_path_buf(),
+                    reason: format!("RowWriter writes float arrays, not {}", other.numpy_name()),
+                });
+            }
+        };
         let tmp = tmp_path(path);
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, "create", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        w.write_all(&header_bytes("<f4", &[rows, cols]))
-            .map_err(|e| DataError::io(&tmp, "write", e))?;
-        Ok(F32RowWriter {
+        let mut me = RowWriter {
             path: path.to_path_buf(),
             tmp,
-            w,
+            w: None,
+            dtype,
             cols,
             rows_left: rows,
-        })
+            bytes: Vec::with_capacity(cols * dtype.size()),
+        };
+        w.write_all(&header_bytes(descr, &[rows, cols]))
+            .map_err(|e| DataError::io(&me.tmp, "write", e))?;
+        me.w = Some(w);
+        Ok(me)
     }
 
-    /// Append one row of `cols` values.
+    /// Append one row of `cols` values (converted to the file's dtype, little-endian).
     pub fn write_row(&mut self, row: &[f32]) -> Result<(), DataError> {
         if row.len() != self.cols || self.rows_left == 0 {
             return Err(DataError::Write {
@@ -772,33 +790,51 @@ impl F32RowWriter {
                 ),
             });
         }
-        self.w
-            .write_all(bytemuck::cast_slice(row))
+        self.bytes.clear();
+        match self.dtype {
+            Dtype::F32 if cfg!(target_endian = "little") => {
+                self.bytes.extend_from_slice(bytemuck::cast_slice(row))
+            }
+            Dtype::F32 => row
+                .iter()
+                .for_each(|v| self.bytes.extend_from_slice(&v.to_le_bytes())),
+            Dtype::F64 => row
+                .iter()
+                .for_each(|v| self.bytes.extend_from_slice(&(*v as f64).to_le_bytes())),
+            _ => row.iter().for_each(|v| {
+                self.bytes
+                    .extend_from_slice(&f16::from_f32(*v).to_le_bytes())
+            }),
+        }
+        let w = self.w.as_mut().expect("writer present until finish");
+        w.write_all(&self.bytes)
             .map_err(|e| DataError::io(&self.tmp, "write", e))?;
         self.rows_left -= 1;
         Ok(())
     }
 
     /// Check every row was written, flush and move the file into place.
-    pub fn finish(self) -> Result<(), DataError> {
+    pub fn finish(mut self) -> Result<(), DataError> {
         if self.rows_left != 0 {
-            let _ = std::fs::remove_file(&self.tmp);
             return Err(DataError::Write {
-                path: self.path,
+                path: self.path.clone(),
                 reason: format!("{} rows were never written", self.rows_left),
             });
         }
-        let tmp = self.tmp.clone();
-        let done = self
-            .w
-            .into_inner()
+        let w = self.w.take().expect("writer present until finish");
+        w.into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, &self.path));
-        done.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            DataError::io(&self.path, "write", e)
-        })
+            .and_then(|_| std::fs::rename(&self.tmp, &self.path))
+            .map_err(|e| DataError::io(&self.path, "write", e))
+    }
+}
+
+impl Drop for RowWriter {
+    fn drop(&mut self) {
+        // Unfinished (or failed): remove the temporary file. After a successful finish the
+        // temporary name no longer exists and this is a no-op.
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -816,6 +852,29 @@ mod tests {
         assert_eq!(parse_descr("|O"), Some(Dtype::Object));
         assert_eq!(parse_descr(">f4"), None);
         assert_eq!(parse_descr("<U3"), None);
+    }
+
+    #[test]
+    fn row_writer_round_trips_every_float_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        for dtype in [Dtype::F32, Dtype::F64, Dtype::F16] {
+            let p = dir.path().join(format!("{dtype:?}.npy"));
+            let mut w = RowWriter::create(&p, dtype, 2, 3).unwrap();
+            w.write_row(&[0.5, -2.0, 3.25]).unwrap();
+            w.write_row(&[1.0, 0.0, -0.125]).unwrap();
+            w.finish().unwrap();
+            let m = NpyMatrix::open(&p, "t").unwrap();
+            assert_eq!((m.dtype(), m.rows(), m.cols()), (dtype, 2, 3));
+            let mut row = vec![0.0; 3];
+            m.read_row_into(1, &mut row).unwrap();
+            assert_eq!(row, vec![1.0, 0.0, -0.125]);
+        }
+        // Unfinished writers leave nothing behind.
+        let p = dir.path().join("partial.npy");
+        let mut w = RowWriter::create(&p, Dtype::F32, 2, 1).unwrap();
+        w.write_row(&[1.0]).unwrap();
+        assert!(w.finish().is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]
