@@ -1,1 +1,249 @@
 //! Low-level model: fMRI voxels -> SD-VAE latent (the paper's `Voxel2StableDiffusionModel`).
+//!
+//! ```text
+//! x [B, V]
+//! lin0  = Linear(V -> h, no bias) -> LayerNorm -> SiLU -> Dropout(0.5)
+//! mlp   = blocks x [Linear(h -> h, no bias) -> LayerNorm -> SiLU -> Dropout(0.3)], x = block(x) + x
+//! lin1  = Linear(h -> C*s*s, no bias) -> reshape [B, C, s, s]
+//! norm  = GroupNorm(1, C)
+//! upsampler = diffusers Decoder(in C, out 4, one UpDecoderBlock2D per block_out_channels entry)
+//! -> [B, 4, s * 2^(n-1), s * 2^(n-1)]
+//! ```
+//! Parameter names are the PyTorch module's (`lin0.0.weight`, `lin0.1.weight`, `mlp.3.0.weight`,
+//! `lin1.weight`, `norm.weight`, `upsampler.*`): `lin0` and each `mlp` entry are burn tuples
+//! `(Linear, LayerNorm)` so their indices are the `nn.Sequential` indices (SiLU and Dropout have
+//! no parameters). [`LowLevelModel::load`] reads a PyTorch state dict saved as safetensors
+//! (Linear weights transposed, norm `weight`/`bias` -> `gamma`/`beta` by burn-store's
+//! PyTorch adapter) and [`LowLevelModel::save`] writes the same layout, so checkpoints load in
+//! PyTorch too.
+//!
+//! Dropout is active only on an autodiff device (training); on a plain device the model runs in
+//! eval mode.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::Distribution;
+use burn::tensor::activation::silu;
+
+/// Errors of building, saving and loading the low-level model.
+#[derive(Debug, thiserror::Error)]
+pub enum LowLevelError {
+    /// The configuration cannot produce the requested latent shape.
+    #[error("low-level model config: {0}")]
+    Config(String),
+    /// Writing the weights failed.
+    #[error("cannot save low-level model weights to {path}: {msg}")]
+    Save {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Reading the weights failed or they do not fit the config.
+    #[error(
+        "cannot load low-level model weights from {path}: {msg}; expected a safetensors state dict of Voxel2StableDiffusionModel made with the same config"
+    )]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+/// Configuration of [`LowLevelModel`]. Defaults are the paper's (except `input_voxels`).
+#[derive(Config, Debug)]
+pub struct LowLevelConfig {
+    /// Number of input voxels V (paper: 39548 for subj01's ROI set).
+    pub input_voxels: usize,
+    /// MLP width h.
+    #[config(default = 2048)]
+    pub hidden: usize,
+    /// Number of residual MLP blocks.
+    #[config(default = 4)]
+    pub blocks: usize,
+    /// Dropout after the input layer.
+    #[config(default = 0.5)]
+    pub dropout_in: f64,
+    /// Dropout in every residual block.
+    #[config(default = 0.3)]
+    pub dropout_block: f64,
+    /// Channels C of the `[B, C, s, s]` map fed to the upsampler.
+    #[config(default = 64)]
+    pub proj_channels: usize,
+    /// Side s of the `[B, C, s, s]` map fed to the upsampler.
+    #[config(default = 16)]
+    pub proj_size: usize,
+    /// The upsampler's `block_out_channels` (diffusers order: first = highest resolution).
+    #[config(default = "vec![64, 128, 256]")]
+    pub block_out_channels: Vec<usize>,
+    /// The upsampler's resnets per up block minus one (diffusers `layers_per_block`).
+    #[config(default = 1)]
+    pub layers_per_block: usize,
+    /// Latent channels produced (SD VAE: 4).
+    #[config(default = 4)]
+    pub out_channels: usize,
+    /// Groups of the upsampler's GroupNorms (diffusers `norm_num_groups`).
+    #[config(default = 32)]
+    pub norm_groups: usize,
+}
+
+impl LowLevelConfig {
+    /// The paper's model for `input_voxels` voxels: `[4, 64, 64]` latents (512 px images).
+    pub fn paper(input_voxels: usize) -> Self {
+        Self::new(input_voxels)
+    }
+
+    /// The paper's structure sized for a VAE latent of shape `[channels, side, side]`: the
+    /// upsampler keeps the paper's three up blocks (x4), so `proj_size = side / 4`
+    /// (the demo's `[4, 16, 16]` latents of 64 px images give `proj_size` 4).
+    pub fn for_latent(input_voxels: usize, latent: [usize; 3]) -> Result<Self, LowLevelError> {
+        let [c, h, w] = latent;
+        let base = Self::new(input_voxels).with_out_channels(c);
+        let up = 1 << (base.block_out_channels.len() - 1);
+        if h != w || h % up != 0 || h == 0 {
+            return Err(LowLevelError::Config(format!(
+                "latent {latent:?} must be square with a side divisible by {up} (the upsampler's x{up})"
+            )));
+        }
+        Ok(base.with_proj_size(h / up))
+    }
+
+    /// Shape of one output latent: `[out_channels, s * 2^(n-1), s * 2^(n-1)]`.
+    pub fn output_shape(&self) -> [usize; 3] {
+        let side = self.proj_size << self.block_out_channels.len().saturating_sub(1);
+        [self.out_channels, side, side]
+    }
+
+    /// Number of trainable parameters, computed from the config without building the model
+    /// (the paper's size: 138,188,228 at V = 39548).
+    pub fn num_params(&self) -> usize {
+        let (v, h, c) = (self.input_voxels, self.hidden, self.proj_channels);
+        let mlp = v * h + 2 * h + self.blocks * (h * h + 2 * h) + h * c * self.proj_size * self.proj_size + 2 * c;
+        mlp + self.upsampler_params()
+    }
+
+    /// Parameters of the diffusers `Decoder` upsampler (conv_in, mid block with one attention,
+    /// up blocks of `layers_per_block + 1` resnets, conv_norm_out, conv_out).
+    fn upsampler_params(&self) -> usize {
+        let conv = |i: usize, o: usize, k: usize| i * o * k * k + o;
+        let resnet = |i: usize, o: usize| {
+            2 * i + conv(i, o, 3) + 2 * o + conv(o, o, 3) + if i != o { conv(i, o, 1) } else { 0 }
+        };
+        let b = &self.block_out_channels;
+        let top = *b.last().expect("block_out_channels is not empty");
+        let mut n = conv(self.proj_channels, top, 3);
+        n += 2 * resnet(top, top) + 2 * top + 4 * (top * top + top);
+        let mut prev = top;
+        for (i, &out) in b.iter().rev().enumerate() {
+            n += resnet(prev, out) + self.layers_per_block * resnet(out, out);
+            if i + 1 < b.len() {
+                n += conv(out, out, 3);
+            }
+            prev = out;
+        }
+        n + 2 * b[0] + conv(b[0], self.out_channels, 3)
+    }
+
+    /// Build the model with Xavier-uniform linear weights drawn from `seed` (norms start at
+    /// gamma 1, beta 0 as in PyTorch).
+    pub fn init(&self, device: &Device, seed: u64) -> LowLevelModel {
+        device.seed(seed);
+        let (h, c, s) = (self.hidden, self.proj_channels, self.proj_size);
+        let linear = |d_in: usize, d_out: usize| xavier_linear(d_in, d_out, device);
+        let norm = || LayerNormConfig::new(h).init(device);
+        LowLevelModel {
+            lin0: (linear(self.input_voxels, h), norm()),
+            mlp: (0..self.blocks).map(|_| (linear(h, h), norm())).collect(),
+            lin1: linear(h, c * s * s),
+            norm: GroupNormConfig::new(1, c).init(device),
+            drop_in: DropoutConfig::new(self.dropout_in).init(),
+            drop_block: DropoutConfig::new(self.dropout_block).init(),
+            proj_channels: c,
+            proj_size: s,
+        }
+    }
+}
+
+/// A bias-free Linear with Xavier-uniform weights, drawn now (not lazily) so that the seed set
+/// just before fixes them: `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
+fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    let mut lin = LinearConfig::new(d_in, d_out)
+        .with_bias(false)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    let a = (6.0 / (d_in + d_out) as f64).sqrt();
+    // [d_in, d_out]: burn's layout (PyTorch's transposed)
+    lin.weight = Param::from_tensor(Tensor::random([d_in, d_out], Distribution::Uniform(-a, a), device));
+    lin
+}
+
+/// The paper's `Voxel2StableDiffusionModel`. Built by [`LowLevelConfig::init`] or
+/// [`LowLevelModel::load`].
+#[derive(Module, Debug)]
+pub struct LowLevelModel {
+    /// Input layer: Linear(V -> h) and its LayerNorm (PyTorch `lin0.0`, `lin0.1`).
+    pub lin0: (Linear, LayerNorm),
+    /// Residual blocks: Linear(h -> h) and LayerNorm each (PyTorch `mlp.i.0`, `mlp.i.1`).
+    pub mlp: Vec<(Linear, LayerNorm)>,
+    /// Projection to the `C * s * s` map.
+    pub lin1: Linear,
+    /// GroupNorm(1, C) on the map.
+    pub norm: GroupNorm,
+    /// Dropout after the input layer.
+    pub drop_in: Dropout,
+    /// Dropout in the residual blocks.
+    pub drop_block: Dropout,
+    proj_channels: usize,
+    proj_size: usize,
+}
+
+impl LowLevelModel {
+    /// The MLP and projection up to the upsampler's input.
+    ///
+    /// `x`: `[batch, V]` -> `[batch, C, s, s]` (after the GroupNorm).
+    pub fn forward_features(&self, x: Tensor<2>) -> Tensor<4> {
+        let (lin, ln) = &self.lin0;
+        let mut x = self.drop_in.forward(silu(ln.forward(lin.forward(x)))); // [B, h]
+        for (lin, ln) in &self.mlp {
+            x = self.drop_block.forward(silu(ln.forward(lin.forward(x.clone())))) + x; // [B, h]
+        }
+        let [batch, _] = x.dims();
+        let x = self.lin1.forward(x); // [B, C*s*s]
+        let x = x.reshape([batch, self.proj_channels, self.proj_size, self.proj_size]); // [B, C, s, s]
+        self.norm.forward(x)
+    }
+
+    /// Save the weights as a PyTorch-layout safetensors state dict (atomic: temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), LowLevelError> {
+        let err = |msg: String| LowLevelError::Save { path: path.to_path_buf(), msg };
+        let tmp = path.with_extension("safetensors.tmp");
+        let mut store = SafetensorsStore::from_file(&tmp).with_to_adapter(BurnToPyTorchAdapter).overwrite(true);
+        self.save_into(&mut store).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    }
+
+    /// Build the model for `config` and load a PyTorch-layout safetensors state dict into it
+    /// (one written by [`LowLevelModel::save`] or by PyTorch's `save_file(model.state_dict())`).
+    /// Every parameter must be present with the right shape, and no extra tensor may remain.
+    pub fn load(config: &LowLevelConfig, path: &Path, device: &Device) -> Result<Self, LowLevelError> {
+        let err = |msg: String| LowLevelError::Load { path: path.to_path_buf(), msg };
+        if !path.is_file() {
+            return Err(err("no such file".into()));
+        }
+        let mut model = config.init(device, 0);
+        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).validate(true);
+        let result = model.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+            return Err(err(format!(
+                "missing {:?}, unexpected {:?}, errors {:?}",
+                result.missing, result.unused, result.errors
+            )));
+        }
+        Ok(model)
+    }
+}
