@@ -80,7 +80,7 @@ pub fn tensor_to_images(images: Tensor<4>) -> Result<Vec<RgbImage>, ImageIoError
     let values: Vec<f32> = images
         .into_data()
         .convert::<f32>()
-        .to_vec()
+        .try_into_vec::<f32>()
         .map_err(|e| ImageIoError::Write { path: PathBuf::new(), message: format!("{e:?}") })?;
     let plane = h * w;
     Ok((0..b)

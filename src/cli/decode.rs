@@ -15,6 +15,9 @@ pub struct Args {
     pub vae: PathBuf,
     /// Latent npy (f32 or f16), `[C, h, w]` or `[B, C, h, w]`, scaled by the VAE's scaling factor.
     pub latent: PathBuf,
+    /// Rows to decode when LATENT is an `[N, C, h, w]` cache (repeatable; default all).
+    #[arg(long = "row")]
+    pub rows: Vec<usize>,
     /// Output PNG (a batch is laid out left to right).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -23,28 +26,31 @@ pub struct Args {
     pub device: String,
 }
 
-/// Read an f32 or f16 npy as a rank-4 f32 array (rank 3 gets a batch axis).
-pub fn read_latent_npy(path: &std::path::Path) -> anyhow::Result<(Vec<f32>, [usize; 4])> {
-    let a: ArrayD<f32> = match ndarray_npy::read_npy::<_, ArrayD<f32>>(path) {
-        Ok(a) => a,
-        Err(_) => {
-            let h: ArrayD<half::f16> = ndarray_npy::read_npy(path)
-                .with_context(|| format!("{}: not an f32/f16 npy file", path.display()))?;
-            h.mapv(|v| v.to_f32())
-        }
-    };
-    let shape: [usize; 4] = match a.shape() {
-        [c, h, w] => [1, *c, *h, *w],
-        [b, c, h, w] => [*b, *c, *h, *w],
-        s => bail!("{}: latent must be [C,h,w] or [B,C,h,w], got {s:?}", path.display()),
-    };
-    Ok((a.iter().copied().collect(), shape))
+/// Read an f32 npy `[C,h,w]`/`[B,C,h,w]`, or rows of an f16/f32 `[N,C,h,w]` latent cache
+/// (`rows` empty = all), as rank-4 f32 values.
+pub fn read_latent_npy(path: &std::path::Path, rows: &[usize]) -> anyhow::Result<(Vec<f32>, [usize; 4])> {
+    if rows.is_empty()
+        && let Ok(a) = ndarray_npy::read_npy::<_, ArrayD<f32>>(path)
+    {
+        let shape: [usize; 4] = match a.shape() {
+            [c, h, w] => [1, *c, *h, *w],
+            [b, c, h, w] => [*b, *c, *h, *w],
+            s => bail!("{}: latent must be [C,h,w] or [B,C,h,w], got {s:?}", path.display()),
+        };
+        return Ok((a.iter().copied().collect(), shape));
+    }
+    let cache = crate::latents::LatentCache::open(path)
+        .with_context(|| format!("{}: not an f32 latent or an [N,C,h,w] f16/f32 cache", path.display()))?;
+    let rows: Vec<usize> = if rows.is_empty() { (0..cache.len()).collect() } else { rows.to_vec() };
+    let [c, h, w] = cache.shape();
+    let a = cache.rows(&rows)?;
+    Ok((a.into_raw_vec_and_offset().0, [rows.len(), c, h, w]))
 }
 
 /// Run `brainscope decode`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = crate::backend::device(&args.device)?;
-    let (values, shape) = read_latent_npy(&args.latent)?;
+    let (values, shape) = read_latent_npy(&args.latent, &args.rows)?;
     let vae = crate::models::vae::load_vae(&args.vae, &device)?;
     if shape[1] != vae.config.latent_channels {
         bail!(
