@@ -1,10 +1,73 @@
-//! `brainscope status` (not built yet: owned by the issue that delivers it).
+//! `brainscope status [--dir experiments] [--json]`: every experiment with its state, epoch,
+//! last train loss and best validation L1.
+
+use crate::experiments::registry::{scan, ExperimentSummary};
+use std::path::PathBuf;
 
 /// Arguments of `brainscope status`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Experiments folder (one `<id>/experiment.toml` per experiment).
+    #[arg(long, default_value = "experiments")]
+    pub dir: PathBuf,
+    /// Print JSON (`{"experiments": [...], "invalid": [...]}`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Run `brainscope status`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'status' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let scan = scan(&args.dir)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&scan)?);
+        return Ok(());
+    }
+    for bad in &scan.invalid {
+        eprintln!("warning: skipping {}: {}", bad.dir.display(), bad.error);
+    }
+    if scan.experiments.is_empty() {
+        println!("no experiments in {}", args.dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8}  MESSAGE",
+        "ID", "STATE", "ROI", "SEED", "BATCH", "EPOCH", "LOSS", "BEST VAL L1 (EP)", "ETA"
+    );
+    for e in &scan.experiments {
+        println!("{}", row(e));
+    }
+    Ok(())
+}
+
+/// One table row.
+fn row(e: &ExperimentSummary) -> String {
+    let loss = e.last_loss.map_or("-".into(), |l| format!("{l:.5}"));
+    let best = match (e.best_val_l1, e.best_epoch) {
+        (Some(l1), Some(ep)) => format!("{l1:.5} ({ep})"),
+        _ => "-".into(),
+    };
+    let eta = e.eta_secs.map_or("-".into(), format_duration);
+    format!(
+        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8}  {}",
+        e.id,
+        e.state.name(),
+        e.config.data.roi_set,
+        e.config.train.seed,
+        e.config.train.batch_size,
+        format!("{}/{}", e.epoch, e.epochs),
+        loss,
+        best,
+        eta,
+        e.message
+    )
+}
+
+/// `1h02m`, `3m20s`, `42s`.
+pub fn format_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }

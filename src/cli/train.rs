@@ -1,10 +1,71 @@
-//! `brainscope train` (not built yet: owned by the issue that delivers it).
+//! `brainscope train ID [--dir experiments] [--foreground] [--device cpu|wgpu|cuda] [--epochs N]`:
+//! launch a detached trainer (new session, log to train.log) and return, or train in this
+//! process with `--foreground`.
+
+use crate::experiments::launch::{ensure_not_running, start_training, LaunchOptions};
+use crate::experiments::registry::find;
+use crate::experiments::state::RunPaths;
+use crate::train::trainer::{self, TrainRequest};
+use anyhow::Context;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `brainscope train`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Experiment id (folder name under --dir).
+    pub id: String,
+    /// Experiments folder; relative paths in experiment.toml resolve against its parent.
+    #[arg(long, default_value = "experiments")]
+    pub dir: PathBuf,
+    /// Train in this process (progress bar on a terminal) instead of launching a detached one.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Device (overrides the experiment's): cpu, wgpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Number of epochs (overrides the experiment's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Discard this experiment's run state (metrics, checkpoints, reconstructions) and start over.
+    #[arg(long)]
+    pub restart: bool,
+}
 
 /// Run `brainscope train`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'train' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let experiments_dir = absolute(&args.dir)?;
+    let (dir, config) = find(&experiments_dir, &args.id)?;
+    let device = args.device.clone().unwrap_or_else(|| config.train.device.clone());
+    crate::backend::device(&device)?;
+    if args.epochs == Some(0) {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    if args.foreground {
+        let request = TrainRequest {
+            experiment_dir: dir,
+            device: args.device,
+            epochs: args.epochs,
+            restart: args.restart,
+            progress: std::io::stdout().is_terminal(),
+        };
+        let outcome = trainer::run(&request)?;
+        println!("experiment {}: {}", args.id, outcome);
+        return Ok(());
+    }
+    ensure_not_running(&dir)?;
+    trainer::check_startable(&dir, args.restart)?;
+    let exe = std::env::current_exe().context("cannot find the brainscope executable to launch")?;
+    let options = LaunchOptions { device: args.device, epochs: args.epochs, restart: args.restart };
+    let pid = start_training(&exe, &experiments_dir, &args.id, &options)?;
+    let log = RunPaths::new(&dir).log();
+    println!("experiment {} training in the background (pid {pid})", args.id);
+    println!("  log:  {}", log.display());
+    println!("  stop: brainscope stop {}", args.id);
+    Ok(())
+}
+
+/// `path` made absolute against the current directory (the detached trainer gets absolute paths).
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }

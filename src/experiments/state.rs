@@ -176,3 +176,77 @@ pub fn read_status(path: &Path) -> std::io::Result<Option<RunStatus>> {
         Err(e) => Err(e),
     }
 }
+
+/// Write `status.json` atomically (temp file in the same folder, fsync, rename), so a reader
+/// never sees a half-written status.
+pub fn write_status(path: &Path, status: &RunStatus) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Replace `path` with `bytes` atomically: write `<path>.tmp-<pid>` beside it, fsync, rename
+/// over the target, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> RunStatus {
+        RunStatus {
+            state: RunState::Running,
+            pid: Some(42),
+            pid_start: Some(7),
+            host: "h".into(),
+            started_ms: Some(1),
+            ended_ms: None,
+            exit_code: None,
+            epoch: 3,
+            epochs: 10,
+            step: 30,
+            total_steps: 100,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn status_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(files::STATUS);
+        write_status(&path, &status()).unwrap();
+        write_status(&path, &status()).unwrap();
+        assert_eq!(read_status(&path).unwrap(), Some(status()));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(files::STATUS)]);
+    }
+
+    #[test]
+    fn metric_lines_round_trip_and_corrupt_lines_are_none() {
+        let rec = MetricRecord { t: 5, epoch: 0, step: 1, split: Split::Train, loss: Some(0.5), l1: None, lr: Some(1e-4) };
+        let line = rec.to_line();
+        assert!(line.contains("\"split\":\"train\"") && !line.contains("l1"));
+        assert_eq!(MetricRecord::parse_line(&line), Some(rec));
+        assert_eq!(MetricRecord::parse_line(&line[..line.len() - 3]), None);
+        assert_eq!(MetricRecord::parse_line("  "), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Run control through the real binary, against fake trainers (no model needed): status
+//! listing and crash detection, double-start refusal, stop with SIGTERM and with SIGKILL after
+//! a timeout.
+
+use brainscope::experiments::lock::RunLock;
+use brainscope::experiments::process::{hostname, pid_start_time};
+use brainscope::experiments::state::{read_status, write_status, RunState, RunStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brainscope");
+
+fn experiment(root: &Path, id: u32) -> PathBuf {
+    let dir = root.join("experiments").join(id.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("experiment.toml"),
+        format!(
+            "id = {id}\n[data]\nroot = \"demo-data\"\nroi_set = \"set3\"\nvae = \"weights/demo/vae\"\n\
+             [train]\nseed = 3\nbatch_size = 16\nepochs = 4\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn brainscope(root: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).arg("--dir").arg(root.join("experiments")).output().unwrap()
+}
+
+fn fake_status(pid: u32, state: RunState) -> RunStatus {
+    RunStatus {
+        state,
+        pid: Some(pid),
+        pid_start: pid_start_time(pid),
+        host: hostname(),
+        started_ms: Some(1),
+        ended_ms: None,
+        exit_code: None,
+        epoch: 1,
+        epochs: 4,
+        step: 10,
+        total_steps: 40,
+        message: String::new(),
+    }
+}
+
+fn status_json(root: &Path) -> serde_json::Value {
+    let out = brainscope(root, &["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn status_lists_idle_experiments_and_reports_invalid_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    experiment(tmp.path(), 100);
+    experiment(tmp.path(), 92);
+    std::fs::create_dir_all(tmp.path().join("experiments/notes")).unwrap();
+    let v = status_json(tmp.path());
+    let ids: Vec<u64> = v["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [92, 100]);
+    assert_eq!(v["experiments"][0]["state"], "idle");
+    assert_eq!(v["experiments"][0]["epochs"], 4);
+    assert!(v["invalid"][0]["dir"].as_str().unwrap().ends_with("notes"));
+
+    let out = brainscope(tmp.path(), &["status"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("92") && table.contains("idle") && table.contains("set3"), "{table}");
+}
+
+#[test]
+fn dead_trainer_without_exit_record_shows_as_crashed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let mut status = fake_status(pid, RunState::Running);
+    status.pid_start = Some(1); // whatever it was, the pid no longer runs it
+    child.wait().unwrap();
+    write_status(&dir.join("status.json"), &status).unwrap();
+    let v = status_json(tmp.path());
+    assert_eq!(v["experiments"][0]["state"], "crashed");
+    assert!(v["experiments"][0]["message"].as_str().unwrap().contains("without an exit record"));
+}
+
+#[test]
+fn second_trainer_is_refused_while_the_lock_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    let _lock = RunLock::acquire(&dir.join("lock")).unwrap();
+    for args in [&["train", "92"][..], &["train", "92", "--foreground"][..]] {
+        let out = brainscope(tmp.path(), args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("already"), "{args:?}: {err}");
+    }
+    assert!(!dir.join("status.json").exists(), "a refused start writes nothing");
+}
+
+#[test]
+fn stop_refuses_an_idle_experiment() {
+    let tmp = tempfile::tempdir().unwrap();
+    experiment(tmp.path(), 92);
+    let out = brainscope(tmp.path(), &["stop", "92"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn stop_sends_sigterm_and_records_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    write_status(&dir.join("status.json"), &fake_status(child.id(), RunState::Running)).unwrap();
+    assert_eq!(status_json(tmp.path())["experiments"][0]["state"], "running");
+    // Reap the child as soon as it dies so it does not linger as a zombie.
+    let waiter = std::thread::spawn(move || child.wait().unwrap());
+    let out = brainscope(tmp.path(), &["stop", "92", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exit = waiter.join().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(exit.signal(), Some(libc::SIGTERM));
+    assert_eq!(read_status(&dir.join("status.json")).unwrap().unwrap().state, RunState::Stopped);
+}
+
+#[test]
+fn stop_kills_a_trainer_that_ignores_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    let mut child = Command::new("sh").args(["-c", "trap '' TERM; while :; do sleep 0.1; done"]).spawn().unwrap();
+    // Give the shell time to install its trap before the stop (bounded wait on /proc).
+    let pid = child.id();
+    for _ in 0..100 {
+        let sig = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ignored = sig.lines().find_map(|l| l.strip_prefix("SigIgn:")).and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        if ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    write_status(&dir.join("status.json"), &fake_status(pid, RunState::Running)).unwrap();
+    let waiter = std::thread::spawn(move || child.wait().unwrap());
+    let out = brainscope(tmp.path(), &["stop", "92", "--timeout", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("killed"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(waiter.join().unwrap().signal(), Some(libc::SIGKILL));
+    let s = read_status(&dir.join("status.json")).unwrap().unwrap();
+    assert_eq!(s.state, RunState::Stopped);
+    assert!(s.message.contains("SIGKILL"));
+}
