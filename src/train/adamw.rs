@@ -292,6 +292,32 @@ impl AdamW {
     }
 }
 
+/// Every float parameter of `model` as `(path, decays)`, in module order: which group
+/// [`AdamW::step`] puts it in (see [`decays`]).
+pub fn param_groups<M: Module>(model: &M) -> Vec<(String, bool)> {
+    struct Groups {
+        path: Vec<(String, String)>,
+        out: Vec<(String, bool)>,
+    }
+    impl ModuleVisitor for Groups {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.push((name.to_string(), container_type.to_string()));
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+            let path = self.path.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(".");
+            let module_type = self.path.last().map(|(_, t)| t.as_str()).unwrap_or("");
+            let d = decays(&path, module_type);
+            self.out.push((path, d));
+        }
+    }
+    let mut v = Groups { path: Vec::new(), out: Vec::new() };
+    model.visit(&mut v);
+    v.out
+}
+
 /// Parameter path -> number of values, for checking a loaded state.
 fn param_sizes<M: Module>(model: &M) -> HashMap<String, usize> {
     struct Sizes {
