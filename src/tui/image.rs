@@ -81,7 +81,8 @@ struct Done {
     result: Result<Protocol, String>,
 }
 
-/// Encoded images by (file, width, height), filled in the background.
+/// Encoded images by (file, width, height), filled in the background. Small images are scaled
+/// up to the area (reconstructions are often 64 px), keeping their aspect ratio.
 pub struct ImageCache {
     picker: Option<Picker>,
     ready: HashMap<Key, Result<Protocol, String>>,
@@ -98,7 +99,7 @@ impl std::fmt::Debug for ImageCache {
 fn encode(picker: &Picker, key: &Key) -> Result<Protocol, String> {
     let img = image::open(&key.0).map_err(|e| format!("{}: {e}", key.0.display()))?;
     picker
-        .new_protocol(img, Rect::new(0, 0, key.1, key.2), Resize::Fit(None))
+        .new_protocol(img, Rect::new(0, 0, key.1, key.2), Resize::Scale(None))
         .map_err(|e| format!("{}: {e}", key.0.display()))
 }
 

@@ -10,7 +10,7 @@ use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, Gauge, GraphType, LegendPosition, Paragraph};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, Gauge, GraphType, Paragraph};
 
 /// Cells taken by the y labels and axis line, roughly.
 const Y_LABEL_CELLS: u16 = 9;
@@ -179,6 +179,15 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let t = app.theme;
     let smoothing = app.project.smoothing();
     let title = format!("train loss · EMA {smoothing:.2}{}", if app.log_y { " · log" } else { "" });
+    let title_line = |ids: &[String]| {
+        let mut spans = vec![Span::styled(title.clone(), t.accent())];
+        if ids.len() > 1 {
+            for (k, id) in ids.iter().enumerate() {
+                spans.push(Span::styled(format!(" {}{id}", if k == 0 { "· " } else { "+" }), t.series(k)));
+            }
+        }
+        Line::from(spans)
+    };
     if app.project.experiments[idx].train.is_empty() {
         empty_chart(f, area, &title, "no training steps yet\n(s starts training)", t);
         return;
@@ -210,12 +219,9 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let xb = x_bounds(&sets);
     let yb = y_bounds(sets.iter().copied());
     let (x, y) = axes(t, xb, yb, if x_epochs { "epoch" } else { "step" }, log_y);
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
-    let chart = Chart::new(datasets)
-        .block(block)
-        .x_axis(x)
-        .y_axis(y)
-        .legend_position(if all.len() > 1 { Some(LegendPosition::TopRight) } else { None });
+    let ids: Vec<String> = all.iter().map(|(id, _)| id.clone()).collect();
+    let block = Block::default().borders(Borders::ALL).title(title_line(&ids));
+    let chart = Chart::new(datasets).block(block).x_axis(x).y_axis(y).legend_position(None);
     f.render_widget(chart, area);
 }
 
@@ -255,18 +261,20 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     xb[0] = xb[0].min(1.0);
     let yb = y_bounds(sets.iter().copied());
     let (x, y) = axes(t, xb, yb, "epoch", log_y);
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
-    let chart = Chart::new(datasets)
-        .block(block)
-        .x_axis(x)
-        .y_axis(y)
-        .legend_position(if all.len() > 1 { Some(LegendPosition::TopRight) } else { None });
+    let mut spans = vec![Span::styled(title, t.accent())];
+    if all.len() > 1 {
+        for (k, (id, _)) in all.iter().enumerate() {
+            spans.push(Span::styled(format!(" {}{id}", if k == 0 { "· " } else { "+" }), t.series(k)));
+        }
+    }
+    let block = Block::default().borders(Borders::ALL).title(Line::from(spans));
+    let chart = Chart::new(datasets).block(block).x_axis(x).y_axis(y).legend_position(None);
     f.render_widget(chart, area);
 }
 
 fn lr_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let t = app.theme;
-    let title = "learning rate";
+    let title = if app.log_y { "learning rate · log" } else { "learning rate" };
     let e = &app.project.experiments[idx];
     if e.train.iter().all(|p| p.lr.is_none()) {
         empty_chart(f, area, title, "no learning-rate records yet", t);
@@ -312,15 +320,9 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     if !keys.is_empty() {
         app.sample = app.sample.min(keys.len() - 1);
     }
-    let follow = if app.recon_epoch.is_none() { " (latest)" } else { "" };
-    let title = format!(
-        "recon · epoch {} [{}/{}]{follow} · sample {}/{}",
-        epoch + 1,
-        pos + 1,
-        epochs.len(),
-        keys.get(app.sample).copied().unwrap_or(0),
-        keys.len()
-    );
+    let follow = if app.recon_epoch.is_none() { " latest" } else { "" };
+    let title =
+        format!("recon · epoch {} ({}/{}{follow}) · sample {}/{}", epoch + 1, pos + 1, epochs.len(), app.sample + 1, keys.len());
     let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
     let inner = block.inner(area);
     f.render_widget(block, area);
