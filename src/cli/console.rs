@@ -1,10 +1,49 @@
-//! `brainscope console` (not built yet: owned by the issue that delivers it).
+//! `brainscope [--dir experiments] [--image-protocol auto|...]`: the console.
 
-/// Arguments of `brainscope console`.
+use crate::tui::app::{App, Launcher};
+use crate::tui::event;
+use crate::tui::image::{ImageCache, ImageProtocol};
+use crate::tui::model::{Probe, Project};
+use crate::tui::terminal::{TerminalGuard, termination_flag};
+use crate::tui::views::Theme;
+use anyhow::Context;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Options of the console (`brainscope` with no subcommand).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Experiments folder (one sub-folder per model id holding experiment.toml).
+    #[arg(long, default_value = "experiments")]
+    pub dir: PathBuf,
+    /// How to draw images: auto asks the terminal; halfblocks works over any SSH session.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub image_protocol: ImageProtocol,
+}
 
-/// Run `brainscope console`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'console' is not built yet")
+/// Open the console; returns when the user quits or a termination signal arrives.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dir = std::path::absolute(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "no experiments folder at {}: run brainscope from the project directory (the one holding experiments/) or pass --dir",
+            dir.display()
+        );
+    }
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("the console needs a terminal; for scripts use `brainscope status --json`");
+    }
+    let exe = std::env::current_exe().context("cannot find the brainscope executable (needed to start training)")?;
+    let project = Project::open(&dir, Probe::system());
+    let stop = termination_flag().context("installing signal handlers")?;
+    let mut guard = TerminalGuard::enter().context("setting up the terminal")?;
+    // Protocol detection talks to the terminal: after entering the alternate screen, before
+    // reading any input.
+    let picker = args.image_protocol.picker();
+    let images = ImageCache::threaded(picker);
+    let launcher = Launcher { exe, experiments_dir: dir };
+    let mut app = App::new(project, images, Theme::from_env(), Some(launcher));
+    let result = event::run(&mut guard.terminal, &mut app, &stop);
+    drop(guard);
+    result.context("console terminal I/O")
 }

@@ -1,1 +1,15 @@
 //! The console (ratatui): experiment table, detail with live charts, gallery, help.
+//!
+//! [`model`] reads the contract files incrementally ([`tail`] tails metrics.jsonl), [`app`]
+//! holds the state and applies [`keys`] actions, [`views`] draws, [`event`] runs the loop,
+//! [`image`] encodes images off the UI thread, [`terminal`] guarantees the terminal is restored.
+
+pub mod app;
+pub mod chart;
+pub mod event;
+pub mod image;
+pub mod keys;
+pub mod model;
+pub mod tail;
+pub mod terminal;
+pub mod views;

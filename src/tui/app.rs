@@ -1,0 +1,500 @@
+//! Console state and what every action does to it. Drawing lives in [`crate::tui::views`],
+//! the event loop in [`crate::tui::event`].
+
+use crate::experiments::state::RunState;
+use crate::tui::image::ImageCache;
+use crate::tui::keys::{self, Action, Mode, View};
+use crate::tui::model::{Experiment, Project, id_order};
+use crate::tui::views::Theme;
+use crossterm::event::KeyEvent;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+
+/// Table columns, in display order (keys 1-9 sort by them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// Model id.
+    Id,
+    /// Display state.
+    State,
+    /// ROI set.
+    Roi,
+    /// Seed.
+    Seed,
+    /// Batch size.
+    Batch,
+    /// Epochs done / total.
+    Epoch,
+    /// Last training loss.
+    Loss,
+    /// Best validation L1 and its epoch.
+    Best,
+    /// Time left.
+    Eta,
+}
+
+impl Column {
+    /// Every column in display order.
+    pub const ALL: [Column; 9] = [
+        Column::Id,
+        Column::State,
+        Column::Roi,
+        Column::Seed,
+        Column::Batch,
+        Column::Epoch,
+        Column::Loss,
+        Column::Best,
+        Column::Eta,
+    ];
+
+    /// Header text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Id => "ID",
+            Column::State => "STATE",
+            Column::Roi => "ROI",
+            Column::Seed => "SEED",
+            Column::Batch => "BATCH",
+            Column::Epoch => "EPOCH",
+            Column::Loss => "LOSS",
+            Column::Best => "BEST L1 @EP",
+            Column::Eta => "ETA",
+        }
+    }
+}
+
+/// Runs `brainscope train` / `brainscope stop` as child processes (the console never trains
+/// in-process, so training survives it).
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    /// The brainscope executable.
+    pub exe: PathBuf,
+    /// Passed as `--dir`.
+    pub experiments_dir: PathBuf,
+}
+
+/// Result of a start or stop command.
+#[derive(Debug)]
+pub struct ControlDone {
+    /// Experiment id.
+    pub id: String,
+    /// `start` or `stop`.
+    pub what: &'static str,
+    /// Exit status success.
+    pub ok: bool,
+    /// Its most useful output line.
+    pub message: String,
+}
+
+impl Launcher {
+    fn spawn(&self, what: &'static str, id: &str, tx: Sender<ControlDone>) {
+        let sub = if what == "start" { "train" } else { "stop" };
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg(sub).arg(id).arg("--dir").arg(&self.experiments_dir);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let id = id.to_string();
+        std::thread::spawn(move || {
+            let done = match cmd.output() {
+                Ok(out) => {
+                    let text = if out.status.success() { &out.stdout } else { &out.stderr };
+                    let text = String::from_utf8_lossy(text);
+                    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    let line = if out.status.success() { text.lines().next().unwrap_or(line) } else { line };
+                    ControlDone { id, what, ok: out.status.success(), message: line.trim().to_string() }
+                }
+                Err(e) => ControlDone { id, what, ok: false, message: format!("cannot run {}: {e}", sub) },
+            };
+            let _ = tx.send(done);
+        });
+    }
+}
+
+/// Second chart of the detail view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondChart {
+    /// Validation L1 per epoch.
+    ValL1,
+    /// Learning rate per step.
+    Lr,
+}
+
+/// Cached downsampled chart series of one experiment.
+#[derive(Debug, Default)]
+pub struct ChartCache {
+    /// What the series were computed for.
+    pub key: (u64, u16, bool, bool),
+    /// Raw loss, smoothed loss, learning rate.
+    pub series: [Vec<(f64, f64)>; 3],
+}
+
+/// The whole console state.
+#[derive(Debug)]
+pub struct App {
+    /// Experiments and their data.
+    pub project: Project,
+    /// Current view.
+    pub view: View,
+    /// View to return to from help.
+    pub help_return: View,
+    /// Selected row in the visible (filtered, sorted) list.
+    pub selected: usize,
+    /// Sort column.
+    pub sort: Column,
+    /// Reverse sort.
+    pub sort_desc: bool,
+    /// Filter text (matches id, state, ROI set, description).
+    pub filter: String,
+    /// Typing into the filter.
+    pub filtering: bool,
+    /// Experiments marked for chart overlay.
+    pub marked: BTreeSet<String>,
+    /// Experiment id waiting for a stop confirmation.
+    pub confirm_stop: Option<String>,
+    /// Last message for the status line.
+    pub message: Option<String>,
+    /// Logarithmic y axes.
+    pub log_y: bool,
+    /// Train chart x axis in epochs (else steps).
+    pub x_epochs: bool,
+    /// What the second chart shows.
+    pub second: SecondChart,
+    /// Reconstruction epoch (0-based); `None` follows the latest.
+    pub recon_epoch: Option<usize>,
+    /// Reconstruction sample index.
+    pub sample: usize,
+    /// Encoded images.
+    pub images: ImageCache,
+    /// Colours (or none).
+    pub theme: Theme,
+    /// Starts and stops training; `None` disables `s` / `x` (tests).
+    pub launcher: Option<Launcher>,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+    /// Leave the event loop.
+    pub quit: bool,
+    /// Per-experiment downsampled chart series.
+    pub chart_cache: HashMap<String, ChartCache>,
+    control_tx: Sender<ControlDone>,
+    control_rx: Receiver<ControlDone>,
+}
+
+impl App {
+    /// A console over `project`.
+    pub fn new(project: Project, images: ImageCache, theme: Theme, launcher: Option<Launcher>) -> Self {
+        let (control_tx, control_rx) = mpsc::channel();
+        Self {
+            project,
+            view: View::Table,
+            help_return: View::Table,
+            selected: 0,
+            sort: Column::Id,
+            sort_desc: false,
+            filter: String::new(),
+            filtering: false,
+            marked: BTreeSet::new(),
+            confirm_stop: None,
+            message: None,
+            log_y: false,
+            x_epochs: false,
+            second: SecondChart::ValL1,
+            recon_epoch: None,
+            sample: 0,
+            images,
+            theme,
+            launcher,
+            dirty: true,
+            quit: false,
+            chart_cache: HashMap::new(),
+            control_tx,
+            control_rx,
+        }
+    }
+
+    /// Input mode.
+    pub fn mode(&self) -> Mode {
+        if self.confirm_stop.is_some() {
+            Mode::Confirm
+        } else if self.filtering {
+            Mode::Filtering
+        } else {
+            Mode::Normal
+        }
+    }
+
+    /// Indices into `project.experiments`, filtered and sorted as the table shows them.
+    pub fn visible(&self) -> Vec<usize> {
+        let needle = self.filter.to_lowercase();
+        let probe = *self.project.probe();
+        let mut v: Vec<usize> = (0..self.project.experiments.len())
+            .filter(|&i| needle.is_empty() || haystack(&self.project.experiments[i]).contains(&needle))
+            .collect();
+        let exps = &self.project.experiments;
+        v.sort_by(|&a, &b| {
+            let (a, b) = (&exps[a], &exps[b]);
+            let ord = compare(self.sort, a, b, &probe).then_with(|| id_order(&a.id, &b.id));
+            if self.sort_desc { ord.reverse() } else { ord }
+        });
+        v
+    }
+
+    /// The selected experiment, if the visible list is not empty.
+    pub fn selected_experiment(&self) -> Option<&Experiment> {
+        let v = self.visible();
+        v.get(self.selected.min(v.len().saturating_sub(1))).map(|&i| &self.project.experiments[i])
+    }
+
+    /// Handle a key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if let Some(action) = keys::map(self.view, self.mode(), key) {
+            self.apply(action);
+        }
+    }
+
+    /// Apply one action.
+    pub fn apply(&mut self, action: Action) {
+        self.dirty = true;
+        let n = self.visible().len();
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => {
+                if self.view == View::Help {
+                    self.view = self.help_return;
+                } else {
+                    self.help_return = self.view;
+                    self.view = View::Help;
+                }
+            }
+            Action::Back => match self.view {
+                View::Help => self.view = self.help_return,
+                View::Detail | View::Gallery => self.view = View::Table,
+                View::Table => {
+                    self.filter.clear();
+                    self.message = None;
+                }
+            },
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(n.saturating_sub(1)),
+            Action::Top => self.selected = 0,
+            Action::Bottom => self.selected = n.saturating_sub(1),
+            Action::PageUp => self.selected = self.selected.saturating_sub(10),
+            Action::PageDown => self.selected = (self.selected + 10).min(n.saturating_sub(1)),
+            Action::Open => {
+                if n > 0 {
+                    self.view = View::Detail;
+                    self.recon_epoch = None;
+                }
+            }
+            Action::Gallery => {
+                self.view = View::Gallery;
+                self.recon_epoch = None;
+            }
+            Action::Refresh => {
+                self.project.refresh();
+                self.images.clear();
+                self.message = Some("re-read from disk".into());
+            }
+            Action::Filter => {
+                self.filtering = true;
+                self.view = View::Table;
+            }
+            Action::FilterChar(c) => {
+                self.filter.push(c);
+                self.selected = 0;
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+                self.selected = 0;
+            }
+            Action::FilterAccept => self.filtering = false,
+            Action::FilterCancel => {
+                self.filtering = false;
+                self.filter.clear();
+            }
+            Action::SortBy(i) => {
+                if let Some(&c) = Column::ALL.get(i) {
+                    if self.sort == c {
+                        self.sort_desc = !self.sort_desc;
+                    } else {
+                        self.sort = c;
+                        self.sort_desc = false;
+                    }
+                }
+            }
+            Action::SortNext => {
+                let i = Column::ALL.iter().position(|&c| c == self.sort).unwrap_or(0);
+                self.sort = Column::ALL[(i + 1) % Column::ALL.len()];
+                self.sort_desc = false;
+            }
+            Action::Mark => {
+                if let Some(id) = self.selected_experiment().map(|e| e.id.clone())
+                    && !self.marked.remove(&id)
+                {
+                    self.marked.insert(id);
+                }
+            }
+            Action::Start => self.start_selected(),
+            Action::Stop => self.ask_stop_selected(),
+            Action::Yes => {
+                if let Some(id) = self.confirm_stop.take() {
+                    match &self.launcher {
+                        Some(l) => {
+                            l.spawn("stop", &id, self.control_tx.clone());
+                            self.message = Some(format!("stopping {id}… (finishes its step, then checkpoints)"));
+                        }
+                        None => self.message = Some("starting and stopping are disabled here".into()),
+                    }
+                }
+            }
+            Action::No => {
+                self.confirm_stop = None;
+                self.message = Some("not stopped".into());
+            }
+            Action::SmoothMore => {
+                let w = next_smoothing(self.project.smoothing(), true);
+                self.project.set_smoothing(w);
+            }
+            Action::SmoothLess => {
+                let w = next_smoothing(self.project.smoothing(), false);
+                self.project.set_smoothing(w);
+            }
+            Action::LogY => self.log_y = !self.log_y,
+            Action::XAxis => self.x_epochs = !self.x_epochs,
+            Action::SecondChart => {
+                self.second = match self.second {
+                    SecondChart::ValL1 => SecondChart::Lr,
+                    SecondChart::Lr => SecondChart::ValL1,
+                }
+            }
+            Action::EpochPrev | Action::EpochNext | Action::EpochLatest => self.move_epoch(action),
+            Action::SamplePrev => self.sample = self.sample.saturating_sub(1),
+            Action::SampleNext => self.sample += 1,
+        }
+        let n = self.visible().len();
+        self.selected = self.selected.min(n.saturating_sub(1));
+    }
+
+    fn start_selected(&mut self) {
+        let Some(e) = self.selected_experiment() else { return };
+        let id = e.id.clone();
+        if e.state == RunState::Running {
+            self.message = Some(format!("{id} is already running"));
+            return;
+        }
+        if let Err(err) = &e.config {
+            self.message = Some(format!("{id}: {err}"));
+            return;
+        }
+        let verb = if e.train.is_empty() { "starting" } else { "resuming" };
+        match &self.launcher {
+            Some(l) => {
+                l.spawn("start", &id, self.control_tx.clone());
+                self.message = Some(format!("{verb} {id}…"));
+            }
+            None => self.message = Some("starting and stopping are disabled here".into()),
+        }
+    }
+
+    fn ask_stop_selected(&mut self) {
+        let Some(e) = self.selected_experiment() else { return };
+        if e.state != RunState::Running {
+            self.message = Some(format!("{} is not running ({})", e.id, e.state.name()));
+            return;
+        }
+        self.confirm_stop = Some(e.id.clone());
+    }
+
+    /// Reconstruction epochs available in the current view (selected experiment, or any in
+    /// the gallery).
+    pub fn available_epochs(&self) -> Vec<usize> {
+        match self.view {
+            View::Gallery => {
+                let mut all: Vec<usize> =
+                    self.project.experiments.iter().flat_map(|e| e.recon_epochs.iter().copied()).collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+            _ => self.selected_experiment().map(|e| e.recon_epochs.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The reconstruction epoch to show: the chosen one if available, else the latest.
+    pub fn shown_epoch(&self) -> Option<usize> {
+        let epochs = self.available_epochs();
+        match self.recon_epoch {
+            Some(e) if epochs.contains(&e) => Some(e),
+            _ => epochs.last().copied(),
+        }
+    }
+
+    fn move_epoch(&mut self, action: Action) {
+        let epochs = self.available_epochs();
+        if epochs.is_empty() {
+            return;
+        }
+        let cur = self.shown_epoch().and_then(|e| epochs.iter().position(|&x| x == e)).unwrap_or(epochs.len() - 1);
+        self.recon_epoch = match action {
+            Action::EpochPrev => Some(epochs[cur.saturating_sub(1)]),
+            Action::EpochNext if cur + 1 >= epochs.len() => None,
+            Action::EpochNext => Some(epochs[cur + 1]),
+            _ => None,
+        };
+    }
+
+    /// Pick up finished image encodings and start/stop results; returns whether to redraw.
+    pub fn collect_background(&mut self) -> bool {
+        let mut changed = self.images.collect();
+        while let Ok(done) = self.control_rx.try_recv() {
+            let status = if done.ok { "" } else { "failed: " };
+            let msg = if done.message.is_empty() { format!("{} {}: done", done.what, done.id) } else { done.message };
+            self.message = Some(format!("{status}{msg}"));
+            self.project.refresh();
+            changed = true;
+        }
+        self.dirty |= changed;
+        changed
+    }
+}
+
+/// Smoothing steps offered by `+` / `-`.
+const SMOOTHING_STEPS: [f64; 9] = [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+
+fn next_smoothing(cur: f64, up: bool) -> f64 {
+    if up {
+        SMOOTHING_STEPS.iter().copied().find(|&w| w > cur + 1e-9).unwrap_or(0.99)
+    } else {
+        SMOOTHING_STEPS.iter().rev().copied().find(|&w| w < cur - 1e-9).unwrap_or(0.0)
+    }
+}
+
+fn haystack(e: &Experiment) -> String {
+    let desc = e.config.as_ref().map(|c| c.description.as_str()).unwrap_or("");
+    format!("{} {} {} {}", e.id, e.state.name(), e.roi_set(), desc).to_lowercase()
+}
+
+fn compare(col: Column, a: &Experiment, b: &Experiment, probe: &crate::tui::model::Probe) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn opt_f(a: Option<f64>, b: Option<f64>) -> Ordering {
+        // Missing values sort last.
+        match (a, b) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+    }
+    let cfg = |e: &Experiment, f: fn(&crate::experiments::config::ExperimentConfig) -> u64| e.config.as_ref().ok().map(f);
+    match col {
+        Column::Id => id_order(&a.id, &b.id),
+        Column::State => a.state.name().cmp(b.state.name()),
+        Column::Roi => a.roi_set().cmp(&b.roi_set()),
+        Column::Seed => cfg(a, |c| c.train.seed).cmp(&cfg(b, |c| c.train.seed)),
+        Column::Batch => cfg(a, |c| c.train.batch_size as u64).cmp(&cfg(b, |c| c.train.batch_size as u64)),
+        Column::Epoch => a.progress().total_cmp(&b.progress()),
+        Column::Loss => opt_f(a.last_loss(), b.last_loss()),
+        Column::Best => opt_f(a.best_val().map(|v| v.l1), b.best_val().map(|v| v.l1)),
+        Column::Eta => opt_f(a.eta_secs(probe).map(|s| s as f64), b.eta_secs(probe).map(|s| s as f64)),
+    }
+}

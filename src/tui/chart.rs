@@ -1,0 +1,171 @@
+//! Chart data: TensorBoard's debiased EMA smoothing and min/max downsampling per pixel column,
+//! so a million-point history draws as fast as a thousand-point one.
+
+/// Debiased exponential moving average, as TensorBoard smooths scalars:
+/// `last = last * w + (1 - w) * v; smoothed = last / (1 - w^n)`. Non-finite values pass through
+/// unsmoothed and do not disturb the average.
+#[derive(Debug, Clone)]
+pub struct Ema {
+    weight: f64,
+    last: f64,
+    count: i32,
+}
+
+impl Ema {
+    /// An empty average with smoothing weight `weight` (0 = none).
+    pub fn new(weight: f64) -> Self {
+        Self { weight: weight.clamp(0.0, 0.999), last: 0.0, count: 0 }
+    }
+
+    /// The weight in use.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    /// Forget every value pushed so far.
+    pub fn reset(&mut self) {
+        self.last = 0.0;
+        self.count = 0;
+    }
+
+    /// Add one value; returns its smoothed value.
+    pub fn push(&mut self, v: f64) -> f64 {
+        if !v.is_finite() {
+            return v;
+        }
+        self.last = self.last * self.weight + (1.0 - self.weight) * v;
+        self.count = self.count.saturating_add(1);
+        let debias = if self.weight == 0.0 { 1.0 } else { 1.0 - self.weight.powi(self.count) };
+        self.last / debias
+    }
+}
+
+/// Smooth a whole series (see [`Ema`]).
+pub fn ema_debiased(values: &[f64], weight: f64) -> Vec<f64> {
+    let mut ema = Ema::new(weight);
+    values.iter().map(|&v| ema.push(v)).collect()
+}
+
+/// Reduce points (x ascending) to at most two per bucket (its min and its max, in x order),
+/// with `buckets` equal-width buckets over `x_min..=x_max`. Points outside the range and
+/// non-finite values are dropped. The envelope drawn from the result equals the one drawn
+/// from the input at that resolution.
+pub fn downsample_minmax(
+    xs: impl Iterator<Item = f64>,
+    ys: impl Iterator<Item = f64>,
+    x_min: f64,
+    x_max: f64,
+    buckets: usize,
+) -> Vec<(f64, f64)> {
+    let buckets = buckets.max(1);
+    let span = (x_max - x_min).max(f64::MIN_POSITIVE);
+    let scale = buckets as f64 / span;
+    let mut out = Vec::with_capacity(buckets * 2);
+    let mut current: Option<(usize, (f64, f64), (f64, f64))> = None; // bucket, min, max
+    let flush = |out: &mut Vec<(f64, f64)>, (_, lo, hi): (usize, (f64, f64), (f64, f64))| {
+        if lo.0 <= hi.0 {
+            out.push(lo);
+            if hi != lo {
+                out.push(hi);
+            }
+        } else {
+            out.push(hi);
+            out.push(lo);
+        }
+    };
+    for (x, y) in xs.zip(ys) {
+        if !x.is_finite() || !y.is_finite() || x < x_min || x > x_max {
+            continue;
+        }
+        let b = (((x - x_min) * scale) as usize).min(buckets - 1);
+        match &mut current {
+            Some((cb, lo, hi)) if *cb == b => {
+                if y < lo.1 {
+                    *lo = (x, y);
+                }
+                if y > hi.1 {
+                    *hi = (x, y);
+                }
+            }
+            _ => {
+                if let Some(c) = current.take() {
+                    flush(&mut out, c);
+                }
+                current = Some((b, (x, y), (x, y)));
+            }
+        }
+    }
+    if let Some(c) = current {
+        flush(&mut out, c);
+    }
+    out
+}
+
+/// y bounds of several series with a little headroom; `(0, 1)` when empty.
+pub fn y_bounds<'a>(series: impl Iterator<Item = &'a [(f64, f64)]>) -> [f64; 2] {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in series {
+        for &(_, y) in s {
+            lo = lo.min(y);
+            hi = hi.max(y);
+        }
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return [0.0, 1.0];
+    }
+    if (hi - lo).abs() < 1e-12 {
+        let pad = if lo.abs() > 1e-12 { lo.abs() * 0.05 } else { 0.5 };
+        return [lo - pad, hi + pad];
+    }
+    let pad = (hi - lo) * 0.05;
+    [lo - pad, hi + pad]
+}
+
+/// Short number for axis labels and table cells: `0.0123`, `1.23e-5`, `123.4`.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.2e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ema_matches_tensorboard_formula() {
+        // TensorBoard: first smoothed value equals the first value (debiased).
+        let s = ema_debiased(&[1.0, 2.0, 3.0], 0.6);
+        assert!((s[0] - 1.0).abs() < 1e-12);
+        let last1 = 0.4 * 1.0;
+        let last2 = last1 * 0.6 + 0.4 * 2.0;
+        assert!((s[1] - last2 / (1.0 - 0.36)).abs() < 1e-12);
+        assert_eq!(ema_debiased(&[5.0, 7.0], 0.0), vec![5.0, 7.0]);
+    }
+
+    #[test]
+    fn downsample_keeps_extremes_per_bucket() {
+        let n = 1_000_000;
+        let xs = (0..n).map(|i| i as f64);
+        let ys = (0..n).map(|i| if i == 123_456 { 10.0 } else if i == 654_321 { -10.0 } else { (i % 7) as f64 });
+        let d = downsample_minmax(xs, ys, 0.0, (n - 1) as f64, 100);
+        assert!(d.len() <= 200);
+        assert!(d.contains(&(123_456.0, 10.0)));
+        assert!(d.contains(&(654_321.0, -10.0)));
+        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0), "x stays ascending");
+    }
+
+    #[test]
+    fn downsample_small_series_is_unchanged() {
+        let pts = [(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)];
+        let d = downsample_minmax(pts.iter().map(|p| p.0), pts.iter().map(|p| p.1), 0.0, 2.0, 100);
+        assert_eq!(d, pts.to_vec());
+    }
+}

@@ -1,0 +1,152 @@
+//! Drawing: one module per view, plus the frame around them (status line, confirmation,
+//! "terminal too small").
+
+pub mod detail;
+pub mod gallery;
+pub mod help;
+pub mod table;
+
+use crate::experiments::state::RunState;
+use crate::tui::app::App;
+use crate::tui::keys::View;
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+/// Smallest usable terminal.
+pub const MIN_WIDTH: u16 = 60;
+/// Smallest usable terminal height.
+pub const MIN_HEIGHT: u16 = 16;
+
+/// Colours, or none at all when `NO_COLOR` is set. Every state also has a symbol, so nothing
+/// depends on colour alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    /// Use colours.
+    pub color: bool,
+}
+
+impl Theme {
+    /// Colours unless the `NO_COLOR` environment variable is set and non-empty.
+    pub fn from_env() -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self { color: !no_color }
+    }
+
+    fn fg(&self, c: Color) -> Style {
+        if self.color { Style::new().fg(c) } else { Style::new() }
+    }
+
+    /// Symbol and style of a state.
+    pub fn state(&self, s: RunState) -> (&'static str, Style) {
+        match s {
+            RunState::Idle => ("·", self.fg(Color::Gray)),
+            RunState::Running => ("▶", self.fg(Color::Green).add_modifier(Modifier::BOLD)),
+            RunState::Done => ("✔", self.fg(Color::Cyan)),
+            RunState::Stopped => ("■", self.fg(Color::Yellow)),
+            RunState::Crashed => ("✖", self.fg(Color::Red).add_modifier(Modifier::BOLD)),
+        }
+    }
+
+    /// Secondary text.
+    pub fn dim(&self) -> Style {
+        if self.color { Style::new().fg(Color::DarkGray) } else { Style::new() }
+    }
+
+    /// Titles and highlights.
+    pub fn accent(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    /// Warnings and errors.
+    pub fn warn(&self) -> Style {
+        self.fg(Color::Yellow)
+    }
+
+    /// Selected table row.
+    pub fn selected(&self) -> Style {
+        if self.color {
+            Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+
+    /// Colour for series `i` (main experiment is 0, overlays follow).
+    pub fn series(&self, i: usize) -> Style {
+        const PALETTE: [Color; 6] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red];
+        self.fg(PALETTE[i % PALETTE.len()])
+    }
+}
+
+/// Draw the whole console for the current state.
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small: {}x{}\nbrainscope needs at least {MIN_WIDTH}x{MIN_HEIGHT}\n(q quits)",
+            area.width, area.height
+        );
+        let y = area.height.saturating_sub(3) / 2;
+        let r = Rect::new(area.x, area.y + y, area.width, area.height.saturating_sub(y).min(3));
+        f.render_widget(Paragraph::new(msg).alignment(Alignment::Center).wrap(Wrap { trim: true }), r);
+        return;
+    }
+    let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    match app.view {
+        View::Table => table::draw(f, main, app),
+        View::Detail => detail::draw(f, main, app),
+        View::Gallery => gallery::draw(f, main, app),
+        View::Help => help::draw(f, main, app),
+    }
+    status_line(f, status, app);
+    if let Some(id) = app.confirm_stop.clone() {
+        confirm(f, main, app, &id);
+    }
+}
+
+fn status_line(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let line = if app.filtering {
+        Line::from(vec![Span::styled("/", t.accent()), Span::raw(app.filter.clone()), Span::styled("▏", t.accent())])
+    } else if let Some(m) = &app.message {
+        Line::from(Span::styled(m.clone(), t.warn()))
+    } else {
+        let hints = match app.view {
+            View::Table => "Enter open  s start  x stop  / filter  1-9 sort  g gallery  ? help  q quit",
+            View::Detail => "Esc back  +/- smooth  L log  e x-axis  v val/lr  [ ] epoch  n sample  ? help",
+            View::Gallery => "Esc back  h/l sample  [ ] epoch  ? help  q quit",
+            View::Help => "Esc back  q quit",
+        };
+        Line::from(Span::styled(hints, t.dim()))
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn confirm(f: &mut Frame, area: Rect, app: &App, id: &str) {
+    let w = 44.min(area.width);
+    let h = 5.min(area.height);
+    let r = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    f.render_widget(Clear, r);
+    let block = Block::default().borders(Borders::ALL).title(" stop ").border_style(app.theme.warn());
+    let text = vec![
+        Line::from(format!("Stop training of experiment {id}?")),
+        Line::from("It checkpoints and can be resumed with s."),
+        Line::from(Span::styled("y: stop   n / Esc: keep running", app.theme.accent())),
+    ];
+    f.render_widget(Paragraph::new(text).block(block).alignment(Alignment::Center), r);
+}
+
+/// `1h02m`, `4m05s`, `12s`.
+pub fn fmt_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}

@@ -1,0 +1,117 @@
+//! Experiment table: one row per experiment, sortable by any column, filterable.
+
+use crate::tui::app::{App, Column};
+use crate::tui::chart::fmt_num;
+use crate::tui::model::Experiment;
+use crate::tui::views::fmt_duration;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+
+/// Column widths (cells), in [`Column::ALL`] order.
+const WIDTHS: [u16; 9] = [5, 9, 6, 6, 5, 7, 7, 11, 7];
+
+/// Draw the table view into `area`.
+pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+    let t = app.theme;
+    let [table_area, info_area] = Layout::vertical([Constraint::Min(4), Constraint::Length(4)]).areas(area);
+    let visible = app.visible();
+    let arrow = if app.sort_desc { "▼" } else { "▲" };
+    let mut title = vec![
+        Span::styled(" brainscope ", t.accent()),
+        Span::styled(format!("{} ", app.project.dir.display()), t.dim()),
+    ];
+    if !app.filter.is_empty() {
+        title.push(Span::styled(format!("filter '{}' ({} of {}) ", app.filter, visible.len(), app.project.experiments.len()), t.warn()));
+    }
+    let block = Block::default().borders(Borders::ALL).title(Line::from(title));
+    if app.project.experiments.is_empty() {
+        let msg = format!(
+            "No experiments in {}.\n\nAn experiment is a folder <id>/ holding experiment.toml;\n\
+             the repository ships 92, 94, 97 and 100. Use --dir to point elsewhere.",
+            app.project.dir.display()
+        );
+        f.render_widget(Paragraph::new(msg).block(block).wrap(Wrap { trim: false }), area);
+        return;
+    }
+    let header = Row::new(Column::ALL.iter().map(|&c| {
+        let text = if c == app.sort { format!("{}{arrow}", c.title()) } else { c.title().to_string() };
+        Cell::from(text)
+    }))
+    .style(t.accent());
+    let probe = *app.project.probe();
+    let rows: Vec<Row> = visible
+        .iter()
+        .map(|&i| {
+            let e = &app.project.experiments[i];
+            let (sym, style) = t.state(e.state);
+            let marked = if app.marked.contains(&e.id) { "*" } else { " " };
+            let cfg = e.config.as_ref().ok();
+            let epoch = format!("{}/{}", e.epochs_done(), e.total_epochs());
+            let best = e.best_val().map_or("-".into(), |b| format!("{} @{}", short(b.l1), b.epoch + 1));
+            let eta = e.eta_secs(&probe).map_or("-".into(), fmt_duration);
+            Row::new(vec![
+                Cell::from(format!("{marked}{}", e.id)),
+                Cell::from(Span::styled(format!("{sym} {}", e.state.name()), style)),
+                Cell::from(e.roi_set()),
+                Cell::from(cfg.map_or("?".into(), |c| c.train.seed.to_string())),
+                Cell::from(cfg.map_or("?".into(), |c| c.train.batch_size.to_string())),
+                Cell::from(epoch),
+                Cell::from(e.last_loss().map_or("-".into(), short)),
+                Cell::from(best),
+                Cell::from(eta),
+            ])
+        })
+        .collect();
+    let widths = WIDTHS.map(Constraint::Length);
+    let table = Table::new(rows, widths).header(header).block(block).row_highlight_style(t.selected()).column_spacing(1);
+    let mut state = TableState::default().with_selected(Some(app.selected));
+    f.render_stateful_widget(table, table_area, &mut state);
+    info(f, info_area, app);
+}
+
+/// Four significant characters or so: `0.1234`, `12.35`, `1.2e-5`.
+fn short(v: f64) -> String {
+    if v.abs() >= 1e-3 && v.abs() < 10.0 { format!("{v:.4}") } else { fmt_num(v) }
+}
+
+fn info(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let block = Block::default().borders(Borders::ALL);
+    let Some(e) = app.selected_experiment() else {
+        f.render_widget(Paragraph::new("no experiment matches the filter").style(t.dim()).block(block), area);
+        return;
+    };
+    f.render_widget(Paragraph::new(info_lines(e, app)).block(block), area);
+}
+
+fn info_lines<'a>(e: &'a Experiment, app: &App) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let mut lines = Vec::new();
+    match &e.config {
+        Ok(c) => lines.push(Line::from(vec![
+            Span::styled(format!("{}: ", e.id), t.accent()),
+            Span::raw(if c.description.is_empty() { "(no description)".to_string() } else { c.description.clone() }),
+        ])),
+        Err(err) => lines.push(Line::from(Span::styled(format!("{}: {err}", e.id), t.warn()))),
+    }
+    let mut second: Vec<Span> = Vec::new();
+    if !e.state_note.is_empty() {
+        second.push(Span::styled(e.state_note.clone(), t.state(e.state).1));
+        second.push(Span::raw("  "));
+    }
+    if e.corrupt_lines > 0 {
+        second.push(Span::styled(format!("{} corrupt metrics line(s) skipped", e.corrupt_lines), t.warn()));
+    }
+    if let Some(err) = &e.status_error {
+        second.push(Span::styled(err.clone(), t.warn()));
+    }
+    if second.is_empty() {
+        let steps = e.train.len();
+        second.push(Span::styled(format!("{steps} train points, {} val epochs", e.val.len()), Style::default()));
+    }
+    lines.push(Line::from(second));
+    lines
+}
