@@ -168,3 +168,31 @@ fn save_then_load_round_trips_in_diffusers_layout() {
     let z = npy(&fixture("tiny_lpb1"), "input_latent.npy", &device);
     assert_eq!(max_abs_diff(src.model.decode(z.clone()), back.model.decode(z)), 0.0);
 }
+
+#[test]
+fn legacy_attention_key_names_load() {
+    // Early diffusers uploads name the mid-block attention query/key/value/proj_attn.
+    let device = brainscope::backend::default_device();
+    let tmp = copy_fixture("tiny_lpb1");
+    let file = tmp.path().join("diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| {
+            let k = k
+                .replace(".to_q.", ".query.")
+                .replace(".to_k.", ".key.")
+                .replace(".to_v.", ".value.")
+                .replace(".to_out.0.", ".proj_attn.");
+            (k, v)
+        })
+        .collect();
+    assert!(renamed.iter().any(|(k, _)| k.contains(".proj_attn.")));
+    safetensors::serialize_to_file(renamed, &None, &file).unwrap();
+    let vae = vae::load_vae(tmp.path(), &device).expect("legacy names load");
+    let dir = fixture("tiny_lpb1");
+    let decoded = vae.model.decode(npy(&dir, "input_latent.npy", &device));
+    assert!(max_abs_diff(decoded, npy(&dir, "expected_decoded.npy", &device)) <= TOL);
+}
