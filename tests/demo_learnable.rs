@@ -26,7 +26,9 @@ const GRID: usize = 8;
 fn pixel_targets(paths: &[impl AsRef<Path>]) -> Array2<f64> {
     let mut out = Array2::<f64>::zeros((paths.len(), GRID * GRID * 3));
     for (i, p) in paths.iter().enumerate() {
-        let img = image::open(p.as_ref()).expect("demo image readable").to_rgb8();
+        let img = image::open(p.as_ref())
+            .expect("demo image readable")
+            .to_rgb8();
         let (w, h) = img.dimensions();
         let mut count = vec![0f64; GRID * GRID];
         for (x, y, px) in img.enumerate_pixels() {
@@ -92,7 +94,12 @@ fn cholesky_solve(l: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
 }
 
 /// Ridge from `x_train` to `y_train` (dual form), predicting `y` for `x_test`.
-fn ridge_predict(x_train: &Array2<f64>, y_train: &Array2<f64>, x_test: &Array2<f64>, lambda: f64) -> Array2<f64> {
+fn ridge_predict(
+    x_train: &Array2<f64>,
+    y_train: &Array2<f64>,
+    x_test: &Array2<f64>,
+    lambda: f64,
+) -> Array2<f64> {
     let x_mean = x_train.mean_axis(Axis(0)).unwrap();
     let y_mean = y_train.mean_axis(Axis(0)).unwrap();
     let xc = x_train - &x_mean; // [n, V]
@@ -112,7 +119,11 @@ fn mse(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
 
 /// Mean over images of the Pearson correlation of predicted and true pixels, both taken
 /// relative to the mean training image (so the shared mean image earns nothing).
-fn mean_pixel_correlation(pred: &Array2<f64>, truth: &Array2<f64>, mean_image: &ndarray::Array1<f64>) -> f64 {
+fn mean_pixel_correlation(
+    pred: &Array2<f64>,
+    truth: &Array2<f64>,
+    mean_image: &ndarray::Array1<f64>,
+) -> f64 {
     let mut total = 0.0;
     for (p, t) in pred.rows().into_iter().zip(truth.rows()) {
         let p = &p - mean_image;
@@ -142,10 +153,16 @@ fn ridge_from_demo_fmri_beats_the_mean_image_on_held_out_images() {
     let subject = Subject::open(&out, "subj01").unwrap();
     let mask = VoxelMask::all(subject.lh_vertices(), subject.rh_vertices(), MaskMode::Zero);
     let train_rows: Vec<usize> = (0..subject.n_train()).collect();
-    let x_train = subject.load_fmri(&mask, &train_rows).unwrap().mapv(f64::from);
+    let x_train = subject
+        .load_fmri(&mask, &train_rows)
+        .unwrap()
+        .mapv(f64::from);
     let test = subject.test().expect("demo has a test split");
     let test_rows: Vec<usize> = (0..test.images.len()).collect();
-    let x_test = subject.load_test_fmri(&mask, &test_rows, &mut |_, _| {}).unwrap().mapv(f64::from);
+    let x_test = subject
+        .load_test_fmri(&mask, &test_rows, &mut |_, _| {})
+        .unwrap()
+        .mapv(f64::from);
     assert_eq!(x_train.dim(), (400, 1260));
     assert_eq!(x_test.dim(), (100, 1260));
 
@@ -159,14 +176,32 @@ fn ridge_from_demo_fmri_beats_the_mean_image_on_held_out_images() {
     let pred = ridge_predict(&x_train, &y_train, &x_test, lambda);
     let model = mse(&pred, &y_test);
     let corr = mean_pixel_correlation(&pred, &y_test, &mean_image);
-    eprintln!("held-out MSE: ridge {model:.5}, mean image {baseline:.5} (ratio {:.3}); pixel correlation {corr:.3}", model / baseline);
-    assert!(model <= 0.5 * baseline, "ridge MSE {model:.5} is not <= 0.5 x mean-image MSE {baseline:.5}");
-    assert!(corr >= 0.6, "mean per-image pixel correlation {corr:.3} < 0.6");
+    eprintln!(
+        "held-out MSE: ridge {model:.5}, mean image {baseline:.5} (ratio {:.3}); pixel correlation {corr:.3}",
+        model / baseline
+    );
+    assert!(
+        model <= 0.5 * baseline,
+        "ridge MSE {model:.5} is not <= 0.5 x mean-image MSE {baseline:.5}"
+    );
+    assert!(
+        corr >= 0.6,
+        "mean per-image pixel correlation {corr:.3} < 0.6"
+    );
 
     // Control: break the fMRI-image pairing (rotate rows by half) and the fit must fail.
     let n = x_train.nrows();
     let shuffled = Array2::from_shape_fn(x_train.raw_dim(), |(i, j)| x_train[[(i + n / 2) % n, j]]);
-    let control = mse(&ridge_predict(&shuffled, &y_train, &x_test, lambda), &y_test);
-    eprintln!("control (unpaired rows): MSE {control:.5} (ratio {:.3})", control / baseline);
-    assert!(control > 0.9 * baseline, "unpaired fMRI still predicts images: MSE {control:.5} vs {baseline:.5}");
+    let control = mse(
+        &ridge_predict(&shuffled, &y_train, &x_test, lambda),
+        &y_test,
+    );
+    eprintln!(
+        "control (unpaired rows): MSE {control:.5} (ratio {:.3})",
+        control / baseline
+    );
+    assert!(
+        control > 0.9 * baseline,
+        "unpaired fMRI still predicts images: MSE {control:.5} vs {baseline:.5}"
+    );
 }

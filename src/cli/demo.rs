@@ -54,8 +54,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (summary, fresh) = match demo::prepare(&config, &args.out, args.force)? {
         Plan::UpToDate(summary) => (summary, false),
         Plan::Generate | Plan::Regenerate => (
-            demo::generate(&config, &args.out)
-                .with_context(|| format!("generating the demo dataset in {}", args.out.display()))?,
+            demo::generate(&config, &args.out).with_context(|| {
+                format!("generating the demo dataset in {}", args.out.display())
+            })?,
             true,
         ),
     };

@@ -124,37 +124,170 @@ const PARIETAL: i32 = 7;
 fn blocks() -> Vec<Block> {
     use Category::*;
     let roi = |class: &str, name: &str| {
-        let (ci, (_, rois)) = ROI_CLASSES.iter().enumerate().find(|(_, (c, _))| *c == class).expect("ROI class in table");
-        let label = rois.iter().find(|(_, n)| *n == name).expect("ROI name in table").0;
+        let (ci, (_, rois)) = ROI_CLASSES
+            .iter()
+            .enumerate()
+            .find(|(_, (c, _))| *c == class)
+            .expect("ROI class in table");
+        let label = rois
+            .iter()
+            .find(|(_, n)| *n == name)
+            .expect("ROI name in table")
+            .0;
         Some((ci, label))
     };
     let prf = |level, ventral| Tuning::Prf { level, ventral };
-    let b = |roi, stream, fraction, tuning| Block { roi, stream, fraction, tuning };
+    let b = |roi, stream, fraction, tuning| Block {
+        roi,
+        stream,
+        fraction,
+        tuning,
+    };
     vec![
-        b(roi("prf-visualrois", "V1v"), EARLY, 0.05, prf(0, Some(true))),
-        b(roi("prf-visualrois", "V1d"), EARLY, 0.05, prf(0, Some(false))),
-        b(roi("prf-visualrois", "V2v"), EARLY, 0.045, prf(1, Some(true))),
-        b(roi("prf-visualrois", "V2d"), EARLY, 0.045, prf(1, Some(false))),
-        b(roi("prf-visualrois", "V3v"), EARLY, 0.04, prf(2, Some(true))),
-        b(roi("prf-visualrois", "V3d"), EARLY, 0.04, prf(2, Some(false))),
-        b(roi("prf-visualrois", "hV4"), MIDVENTRAL, 0.035, prf(3, None)),
-        b(roi("floc-bodies", "EBA"), LATERAL, 0.04, Tuning::Selective(Bodies)),
-        b(roi("floc-bodies", "FBA-1"), VENTRAL, 0.012, Tuning::Selective(Bodies)),
-        b(roi("floc-bodies", "FBA-2"), VENTRAL, 0.012, Tuning::Selective(Bodies)),
-        b(roi("floc-bodies", "mTL-bodies"), VENTRAL, 0.006, Tuning::Selective(Bodies)),
-        b(roi("floc-faces", "OFA"), MIDLATERAL, 0.02, Tuning::Selective(Faces)),
-        b(roi("floc-faces", "FFA-1"), VENTRAL, 0.02, Tuning::Selective(Faces)),
-        b(roi("floc-faces", "FFA-2"), VENTRAL, 0.018, Tuning::Selective(Faces)),
-        b(roi("floc-faces", "mTL-faces"), VENTRAL, 0.008, Tuning::Selective(Faces)),
-        b(roi("floc-faces", "aTL-faces"), VENTRAL, 0.008, Tuning::Selective(Faces)),
-        b(roi("floc-places", "OPA"), MIDPARIETAL, 0.03, Tuning::Selective(Places)),
-        b(roi("floc-places", "PPA"), VENTRAL, 0.03, Tuning::Selective(Places)),
-        b(roi("floc-places", "RSC"), PARIETAL, 0.02, Tuning::Selective(Places)),
-        b(roi("floc-words", "OWFA"), MIDVENTRAL, 0.015, Tuning::Selective(Words)),
-        b(roi("floc-words", "VWFA-1"), VENTRAL, 0.02, Tuning::Selective(Words)),
-        b(roi("floc-words", "VWFA-2"), VENTRAL, 0.015, Tuning::Selective(Words)),
-        b(roi("floc-words", "mfs-words"), VENTRAL, 0.01, Tuning::Selective(Words)),
-        b(roi("floc-words", "mTL-words"), VENTRAL, 0.008, Tuning::Selective(Words)),
+        b(
+            roi("prf-visualrois", "V1v"),
+            EARLY,
+            0.05,
+            prf(0, Some(true)),
+        ),
+        b(
+            roi("prf-visualrois", "V1d"),
+            EARLY,
+            0.05,
+            prf(0, Some(false)),
+        ),
+        b(
+            roi("prf-visualrois", "V2v"),
+            EARLY,
+            0.045,
+            prf(1, Some(true)),
+        ),
+        b(
+            roi("prf-visualrois", "V2d"),
+            EARLY,
+            0.045,
+            prf(1, Some(false)),
+        ),
+        b(
+            roi("prf-visualrois", "V3v"),
+            EARLY,
+            0.04,
+            prf(2, Some(true)),
+        ),
+        b(
+            roi("prf-visualrois", "V3d"),
+            EARLY,
+            0.04,
+            prf(2, Some(false)),
+        ),
+        b(
+            roi("prf-visualrois", "hV4"),
+            MIDVENTRAL,
+            0.035,
+            prf(3, None),
+        ),
+        b(
+            roi("floc-bodies", "EBA"),
+            LATERAL,
+            0.04,
+            Tuning::Selective(Bodies),
+        ),
+        b(
+            roi("floc-bodies", "FBA-1"),
+            VENTRAL,
+            0.012,
+            Tuning::Selective(Bodies),
+        ),
+        b(
+            roi("floc-bodies", "FBA-2"),
+            VENTRAL,
+            0.012,
+            Tuning::Selective(Bodies),
+        ),
+        b(
+            roi("floc-bodies", "mTL-bodies"),
+            VENTRAL,
+            0.006,
+            Tuning::Selective(Bodies),
+        ),
+        b(
+            roi("floc-faces", "OFA"),
+            MIDLATERAL,
+            0.02,
+            Tuning::Selective(Faces),
+        ),
+        b(
+            roi("floc-faces", "FFA-1"),
+            VENTRAL,
+            0.02,
+            Tuning::Selective(Faces),
+        ),
+        b(
+            roi("floc-faces", "FFA-2"),
+            VENTRAL,
+            0.018,
+            Tuning::Selective(Faces),
+        ),
+        b(
+            roi("floc-faces", "mTL-faces"),
+            VENTRAL,
+            0.008,
+            Tuning::Selective(Faces),
+        ),
+        b(
+            roi("floc-faces", "aTL-faces"),
+            VENTRAL,
+            0.008,
+            Tuning::Selective(Faces),
+        ),
+        b(
+            roi("floc-places", "OPA"),
+            MIDPARIETAL,
+            0.03,
+            Tuning::Selective(Places),
+        ),
+        b(
+            roi("floc-places", "PPA"),
+            VENTRAL,
+            0.03,
+            Tuning::Selective(Places),
+        ),
+        b(
+            roi("floc-places", "RSC"),
+            PARIETAL,
+            0.02,
+            Tuning::Selective(Places),
+        ),
+        b(
+            roi("floc-words", "OWFA"),
+            MIDVENTRAL,
+            0.015,
+            Tuning::Selective(Words),
+        ),
+        b(
+            roi("floc-words", "VWFA-1"),
+            VENTRAL,
+            0.02,
+            Tuning::Selective(Words),
+        ),
+        b(
+            roi("floc-words", "VWFA-2"),
+            VENTRAL,
+            0.015,
+            Tuning::Selective(Words),
+        ),
+        b(
+            roi("floc-words", "mfs-words"),
+            VENTRAL,
+            0.01,
+            Tuning::Selective(Words),
+        ),
+        b(
+            roi("floc-words", "mTL-words"),
+            VENTRAL,
+            0.008,
+            Tuning::Selective(Words),
+        ),
         // Stream-only vertices (outside every prf/floc ROI).
         b(None, EARLY, 0.03, prf(1, None)),
         b(None, MIDVENTRAL, 0.03, prf(3, None)),
@@ -183,11 +316,16 @@ impl HemisphereBrain {
     pub fn new(hemisphere: Hemisphere, vertices: usize, rng: &mut impl Rng) -> Self {
         let blocks = blocks();
         let mut labels = vec![vec![0i32; vertices]; ROI_CLASSES.len()];
-        let streams = ROI_CLASSES.iter().position(|(c, _)| *c == "streams").expect("streams class");
+        let streams = ROI_CLASSES
+            .iter()
+            .position(|(c, _)| *c == "streams")
+            .expect("streams class");
         let mut models = Vec::with_capacity(vertices);
         for block in &blocks {
             let n = if block.fraction > 0.0 {
-                ((block.fraction * vertices as f32).round() as usize).max(1).min(vertices - models.len())
+                ((block.fraction * vertices as f32).round() as usize)
+                    .max(1)
+                    .min(vertices - models.len())
             } else {
                 vertices - models.len()
             };
@@ -200,7 +338,11 @@ impl HemisphereBrain {
                 models.push(draw_model(hemisphere, block.tuning, rng));
             }
         }
-        Self { hemisphere, labels, models }
+        Self {
+            hemisphere,
+            labels,
+            models,
+        }
     }
 
     /// Number of vertices.
@@ -230,7 +372,10 @@ impl HemisphereBrain {
             weights.fill(0.0);
             for (j, model) in self.models[start..end].iter().enumerate() {
                 if let Some((prf, _)) = model.prf {
-                    prf_weights(&prf, weights.row_mut(j).into_slice().expect("contiguous row"));
+                    prf_weights(
+                        &prf,
+                        weights.row_mut(j).into_slice().expect("contiguous row"),
+                    );
                 }
             }
             let drive = features.dot(&weights.slice(s![..end - start, ..]).t()); // [images, chunk]
@@ -316,13 +461,20 @@ fn category_drive(t: &CategoryTuning, objects: &[SceneObject]) -> f32 {
         .iter()
         .map(|o| {
             let d2 = (o.x - t.x).powi(2) + (o.y - t.y).powi(2);
-            t.selectivity[o.category.index()] * o.area.sqrt() * (-d2 / (2.0 * t.sigma * t.sigma)).exp()
+            t.selectivity[o.category.index()]
+                * o.area.sqrt()
+                * (-d2 / (2.0 * t.sigma * t.sigma)).exp()
         })
         .sum()
 }
 
 /// A pRF centre in the hemisphere's contralateral field: `(x, y, eccentricity)`.
-fn prf_centre(h: Hemisphere, ventral: Option<bool>, max_ecc: f32, rng: &mut impl Rng) -> (f32, f32, f32) {
+fn prf_centre(
+    h: Hemisphere,
+    ventral: Option<bool>,
+    max_ecc: f32,
+    rng: &mut impl Rng,
+) -> (f32, f32, f32) {
     // Eccentricity biased towards the centre (cortical magnification).
     let ecc = max_ecc * rng.random_range(0.0f32..1.0).powf(1.5);
     let angle = match ventral {
@@ -341,7 +493,12 @@ fn draw_prf(h: Hemisphere, level: usize, ventral: Option<bool>, rng: &mut impl R
     const BASE: [f32; 4] = [0.025, 0.04, 0.055, 0.08];
     const SLOPE: [f32; 4] = [0.08, 0.12, 0.18, 0.25];
     // Chance of luminance, red-green, blue-yellow, contrast as the preferred map.
-    const PREF: [[f32; 4]; 4] = [[0.4, 0.2, 0.15, 0.25], [0.4, 0.2, 0.15, 0.25], [0.35, 0.2, 0.2, 0.25], [0.2, 0.3, 0.25, 0.25]];
+    const PREF: [[f32; 4]; 4] = [
+        [0.4, 0.2, 0.15, 0.25],
+        [0.4, 0.2, 0.15, 0.25],
+        [0.35, 0.2, 0.2, 0.25],
+        [0.2, 0.3, 0.25, 0.25],
+    ];
     let level = level.min(3);
     let (x, y, ecc) = prf_centre(h, ventral, 0.6, rng);
     let sigma = (BASE[level] + SLOPE[level] * ecc) * rng.random_range(0.8..1.25);
@@ -356,7 +513,13 @@ fn draw_prf(h: Hemisphere, level: usize, ventral: Option<bool>, rng: &mut impl R
     }
     let mut maps = [0.0; FEATURE_MAPS];
     // Luminance cells are mostly ON, colour-opponent cells either sign.
-    let sign = if preferred == 0 { if rng.random_bool(0.8) { 1.0 } else { -1.0 } } else if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+    let sign = if preferred == 0 {
+        if rng.random_bool(0.8) { 1.0 } else { -1.0 }
+    } else if rng.random_bool(0.5) {
+        1.0
+    } else {
+        -1.0
+    };
     maps[preferred] = sign;
     if preferred != 0 {
         maps[0] += 0.25;
@@ -365,9 +528,19 @@ fn draw_prf(h: Hemisphere, level: usize, ventral: Option<bool>, rng: &mut impl R
 }
 
 /// A broad spatial tuning for a category vertex, near the fovea in the contralateral field.
-fn category_tuning(h: Hemisphere, selectivity: [f32; 5], sigma: f32, rng: &mut impl Rng) -> CategoryTuning {
+fn category_tuning(
+    h: Hemisphere,
+    selectivity: [f32; 5],
+    sigma: f32,
+    rng: &mut impl Rng,
+) -> CategoryTuning {
     let (x, y, _) = prf_centre(h, None, 0.3, rng);
-    CategoryTuning { selectivity, x, y, sigma: sigma * rng.random_range(0.8..1.25) }
+    CategoryTuning {
+        selectivity,
+        x,
+        y,
+        sigma: sigma * rng.random_range(0.8..1.25),
+    }
 }
 
 /// Draw a vertex model for a block's tuning.
@@ -379,7 +552,10 @@ fn draw_model(h: Hemisphere, tuning: Tuning, rng: &mut impl Rng) -> VertexModel 
         prf
     };
     match tuning {
-        Tuning::Prf { level, ventral } => VertexModel { prf: Some((draw_prf(h, level, ventral, rng), 1.0)), category: None },
+        Tuning::Prf { level, ventral } => VertexModel {
+            prf: Some((draw_prf(h, level, ventral, rng), 1.0)),
+            category: None,
+        },
         Tuning::Selective(pref) => {
             let mut sel = [0.0; 5];
             for s in sel.iter_mut() {
@@ -406,8 +582,16 @@ fn draw_model(h: Hemisphere, tuning: Tuning, rng: &mut impl Rng) -> VertexModel 
         }
         Tuning::Position => {
             let (x, y, _) = prf_centre(h, None, 0.5, rng);
-            let t = CategoryTuning { selectivity: [1.0; 5], x, y, sigma: rng.random_range(0.15..0.3) };
-            VertexModel { prf: None, category: Some((t, 1.0)) }
+            let t = CategoryTuning {
+                selectivity: [1.0; 5],
+                x,
+                y,
+                sigma: rng.random_range(0.15..0.3),
+            };
+            VertexModel {
+                prf: None,
+                category: Some((t, 1.0)),
+            }
         }
         Tuning::Silent => VertexModel::default(),
     }
@@ -456,13 +640,32 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     #[test]
+    fn left_hemisphere_prfs_sit_in_the_right_visual_field() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for (ventral, upper) in [(Some(true), true), (Some(false), false)] {
+            for _ in 0..50 {
+                let prf = draw_prf(Hemisphere::Left, 0, ventral, &mut rng);
+                assert!(prf.x > 0.45, "{prf:?}");
+                assert!(if upper { prf.y <= 0.5 } else { prf.y >= 0.5 }, "{prf:?}");
+            }
+        }
+    }
+
+    #[test]
     fn every_roi_gets_vertices_and_fractions_leave_room_for_unlabeled() {
         let total: f32 = blocks().iter().map(|b| b.fraction).sum();
         assert!(total < 0.95, "blocks take {total} of the vertices");
-        let brain = HemisphereBrain::new(Hemisphere::Left, MIN_VERTICES, &mut ChaCha8Rng::seed_from_u64(1));
+        let brain = HemisphereBrain::new(
+            Hemisphere::Left,
+            MIN_VERTICES,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        );
         for (ci, (class, rois)) in ROI_CLASSES.iter().enumerate() {
             for (label, name) in rois.iter() {
-                assert!(brain.labels[ci].contains(label), "{class} {name} has no vertex");
+                assert!(
+                    brain.labels[ci].contains(label),
+                    "{class} {name} has no vertex"
+                );
             }
         }
         let streams = ROI_CLASSES.len() - 1;
@@ -471,9 +674,13 @@ mod tests {
 
     #[test]
     fn prf_vertices_follow_their_receptive_field() {
-        // A left-hemisphere V1 pRF sees the right half: a bright patch there drives it.
-        let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let prf = Prf { x: 0.75, y: 0.5, sigma: 0.05, maps: [1.0, 0.0, 0.0, 0.0] };
+        // A pRF on the right half: a bright patch there drives it, one on the left does not.
+        let prf = Prf {
+            x: 0.75,
+            y: 0.5,
+            sigma: 0.05,
+            maps: [1.0, 0.0, 0.0, 0.0],
+        };
         let mut w = vec![0f32; FEATURE_MAPS * FEATURE_GRID * FEATURE_GRID];
         prf_weights(&prf, &mut w);
         let size = 32;
@@ -488,7 +695,11 @@ mod tests {
             features(&px, size, &mut f);
             f.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>()
         };
-        assert!(drive(20) > 0.5 && drive(4) < 0.01, "{} {}", drive(20), drive(4));
-        let _ = rng.random::<u8>();
+        assert!(
+            drive(20) > 0.5 && drive(4) < 0.01,
+            "{} {}",
+            drive(20),
+            drive(4)
+        );
     }
 }

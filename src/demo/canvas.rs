@@ -17,7 +17,10 @@ pub struct Canvas {
 impl Canvas {
     /// A square canvas filled with one colour.
     pub fn new(size: usize, fill: Rgb) -> Self {
-        Self { size, pixels: vec![fill; size * size] }
+        Self {
+            size,
+            pixels: vec![fill; size * size],
+        }
     }
 
     /// Side length in pixels.
@@ -49,7 +52,13 @@ impl Canvas {
     /// Blend a colour over the pixels inside a shape given by its signed distance function
     /// (negative inside, in image units), within the bounding box `[x0, x1] x [y0, y1]`.
     /// `alpha` scales the opacity of the whole shape.
-    pub fn draw_sdf(&mut self, bbox: [f32; 4], colour: Rgb, alpha: f32, sdf: impl Fn(f32, f32) -> f32) {
+    pub fn draw_sdf(
+        &mut self,
+        bbox: [f32; 4],
+        colour: Rgb,
+        alpha: f32,
+        sdf: impl Fn(f32, f32) -> f32,
+    ) {
         let n = self.size as f32;
         let to_px = |v: f32| ((v * n).floor().max(0.0) as usize).min(self.size);
         let [x0, y0, x1, y1] = bbox;
@@ -89,7 +98,12 @@ impl Canvas {
     /// A line segment from `a` to `b` with round caps and total `width`.
     pub fn line(&mut self, a: (f32, f32), b: (f32, f32), width: f32, colour: Rgb) {
         let h = width / 2.0;
-        let bbox = [a.0.min(b.0) - h, a.1.min(b.1) - h, a.0.max(b.0) + h, a.1.max(b.1) + h];
+        let bbox = [
+            a.0.min(b.0) - h,
+            a.1.min(b.1) - h,
+            a.0.max(b.0) + h,
+            a.1.max(b.1) + h,
+        ];
         let (dx, dy) = (b.0 - a.0, b.1 - a.1);
         let len2 = (dx * dx + dy * dy).max(1e-12);
         self.draw_sdf(bbox, colour, 1.0, |x, y| {
@@ -106,7 +120,12 @@ impl Canvas {
         }
         let mut bbox = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
         for &(x, y) in points {
-            bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
+            bbox = [
+                bbox[0].min(x),
+                bbox[1].min(y),
+                bbox[2].max(x),
+                bbox[3].max(y),
+            ];
         }
         // Signed area gives the winding; edge normals then point outwards.
         let area: f32 = (0..points.len())
@@ -146,7 +165,10 @@ impl Canvas {
     /// The image quantised exactly as [`Canvas::to_rgb8`] writes it, back in `[0, 1]`.
     /// The simulated brain sees these values, so it responds to the pixels on disk.
     pub fn quantised(&self) -> Vec<Rgb> {
-        self.pixels.iter().map(|p| p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0)).collect()
+        self.pixels
+            .iter()
+            .map(|p| p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0))
+            .collect()
     }
 }
 

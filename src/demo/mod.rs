@@ -76,30 +76,60 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { seed: 1, train_images: 1000, test_images: 100, image_size: 64, lh_vertices: 2000, rh_vertices: 2200, snr: 1.0 }
+        Self {
+            seed: 1,
+            train_images: 1000,
+            test_images: 100,
+            image_size: 64,
+            lh_vertices: 2000,
+            rh_vertices: 2200,
+            snr: 1.0,
+        }
     }
 }
 
 impl DemoConfig {
     /// Check every setting; the error names the flag and its valid range.
     pub fn validate(&self) -> Result<(), DemoError> {
-        let bad = |flag: &'static str, value: String, fix: String| Err(DemoError::InvalidSetting { flag, value, fix });
+        let bad = |flag: &'static str, value: String, fix: String| {
+            Err(DemoError::InvalidSetting { flag, value, fix })
+        };
         if !(16..=MAX_SIZE).contains(&self.image_size) {
-            return bad("--size", self.image_size.to_string(), format!("use 16 to {MAX_SIZE} pixels"));
+            return bad(
+                "--size",
+                self.image_size.to_string(),
+                format!("use 16 to {MAX_SIZE} pixels"),
+            );
         }
         if !(1..=MAX_IMAGES).contains(&self.train_images) {
-            return bad("--images", self.train_images.to_string(), format!("use 1 to {MAX_IMAGES} training images"));
+            return bad(
+                "--images",
+                self.train_images.to_string(),
+                format!("use 1 to {MAX_IMAGES} training images"),
+            );
         }
         if self.test_images > MAX_IMAGES {
-            return bad("--test-images", self.test_images.to_string(), format!("use 0 to {MAX_IMAGES}"));
+            return bad(
+                "--test-images",
+                self.test_images.to_string(),
+                format!("use 0 to {MAX_IMAGES}"),
+            );
         }
         for (flag, v) in [("--lh", self.lh_vertices), ("--rh", self.rh_vertices)] {
             if !(MIN_VERTICES..=MAX_VERTICES).contains(&v) {
-                return bad(flag, v.to_string(), format!("use {MIN_VERTICES} to {MAX_VERTICES} vertices (every ROI needs one)"));
+                return bad(
+                    flag,
+                    v.to_string(),
+                    format!("use {MIN_VERTICES} to {MAX_VERTICES} vertices (every ROI needs one)"),
+                );
             }
         }
         if !(self.snr.is_finite() && self.snr > 0.0) {
-            return bad("--snr", self.snr.to_string(), "use a positive number (1.0: noise as strong as signal)".into());
+            return bad(
+                "--snr",
+                self.snr.to_string(),
+                "use a positive number (1.0: noise as strong as signal)".into(),
+            );
         }
         Ok(())
     }
@@ -154,7 +184,11 @@ impl fmt::Display for DemoSummary {
             "  images: {} training + {} test, {}x{} RGB (seed {})",
             c.train_images, c.test_images, c.image_size, c.image_size, c.seed
         )?;
-        let cats: Vec<String> = self.train_categories.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let cats: Vec<String> = self
+            .train_categories
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         writeln!(f, "  training categories: {}", cats.join(", "))?;
         writeln!(
             f,
@@ -163,8 +197,12 @@ impl fmt::Display for DemoSummary {
         )?;
         writeln!(f, "  ROI vertices (lh/rh):")?;
         for (class, _) in ROI_CLASSES {
-            let rois: Vec<String> =
-                self.rois.iter().filter(|r| r.class == *class).map(|r| format!("{} {}/{}", r.name, r.lh, r.rh)).collect();
+            let rois: Vec<String> = self
+                .rois
+                .iter()
+                .filter(|r| r.class == *class)
+                .map(|r| format!("{} {}/{}", r.name, r.lh, r.rh))
+                .collect();
             writeln!(f, "    {class:<15} {}", rois.join("  "))?;
         }
         Ok(())
@@ -243,8 +281,15 @@ pub enum DemoError {
     Mapping(#[from] crate::data::DataError),
 }
 
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> DemoError + 'a {
-    move |source| DemoError::Io { path: path.to_path_buf(), action, source }
+fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> DemoError + 'a {
+    move |source| DemoError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
 }
 
 /// The random stream for one purpose: `ChaCha8Rng::seed_from_u64(seed)` on ChaCha stream
@@ -271,20 +316,36 @@ fn existing(out: &Path) -> Result<Existing, DemoError> {
     if marker.is_file() {
         return read_summary(out).map(Existing::Demo);
     }
-    let empty = out.is_dir() && fs::read_dir(out).map_err(io_err(out, "list"))?.next().is_none();
-    Ok(if empty { Existing::Missing } else { Existing::Other })
+    let empty = out.is_dir()
+        && fs::read_dir(out)
+            .map_err(io_err(out, "list"))?
+            .next()
+            .is_none();
+    Ok(if empty {
+        Existing::Missing
+    } else {
+        Existing::Other
+    })
 }
 
 /// Read the summary of the demo at `out` from its marker file.
 pub fn read_summary(out: &Path) -> Result<DemoSummary, DemoError> {
     let path = out.join(MARKER_FILE);
-    let text = fs::read_to_string(&path).map_err(|e| DemoError::Marker { path: path.clone(), reason: e.to_string() })?;
-    let mut summary: DemoSummary =
-        serde_json::from_str(&text).map_err(|e| DemoError::Marker { path: path.clone(), reason: e.to_string() })?;
+    let text = fs::read_to_string(&path).map_err(|e| DemoError::Marker {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut summary: DemoSummary = serde_json::from_str(&text).map_err(|e| DemoError::Marker {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if summary.format != DEMO_FORMAT {
         return Err(DemoError::Marker {
             path,
-            reason: format!("format {} but this brainscope writes format {DEMO_FORMAT}", summary.format),
+            reason: format!(
+                "format {} but this brainscope writes format {DEMO_FORMAT}",
+                summary.format
+            ),
         });
     }
     summary.path = out.to_path_buf();
@@ -298,7 +359,9 @@ pub fn ensure_demo(out: &Path) -> Result<DemoSummary, DemoError> {
     match existing(out)? {
         Existing::Demo(summary) => Ok(summary),
         Existing::Missing => generate(&DemoConfig::default(), out),
-        Existing::Other => Err(DemoError::NotADemo { path: out.to_path_buf() }),
+        Existing::Other => Err(DemoError::NotADemo {
+            path: out.to_path_buf(),
+        }),
     }
 }
 
@@ -319,15 +382,22 @@ pub fn prepare(config: &DemoConfig, out: &Path, force: bool) -> Result<Plan, Dem
     config.validate()?;
     match existing(out)? {
         Existing::Missing => Ok(Plan::Generate),
-        Existing::Other => Err(DemoError::NotADemo { path: out.to_path_buf() }),
+        Existing::Other => Err(DemoError::NotADemo {
+            path: out.to_path_buf(),
+        }),
         Existing::Demo(_) if force => Ok(Plan::Regenerate),
         Existing::Demo(s) if s.config == *config => Ok(Plan::UpToDate(s)),
         Existing::Demo(s) => Err(DemoError::DifferentSettings {
             path: out.to_path_buf(),
             existing: format!(
                 "seed {}, {}+{} images, {} px, lh {}, rh {}, SNR {}",
-                s.config.seed, s.config.train_images, s.config.test_images, s.config.image_size,
-                s.config.lh_vertices, s.config.rh_vertices, s.config.snr
+                s.config.seed,
+                s.config.train_images,
+                s.config.test_images,
+                s.config.image_size,
+                s.config.lh_vertices,
+                s.config.rh_vertices,
+                s.config.snr
             ),
         }),
     }
@@ -348,12 +418,21 @@ pub fn generate(config: &DemoConfig, out: &Path) -> Result<DemoSummary, DemoErro
 }
 
 /// [`generate`] reporting to the given bar (pass `ProgressBar::hidden()` for none).
-pub fn generate_with_progress(config: &DemoConfig, out: &Path, bar: &ProgressBar) -> Result<DemoSummary, DemoError> {
+pub fn generate_with_progress(
+    config: &DemoConfig,
+    out: &Path,
+    bar: &ProgressBar,
+) -> Result<DemoSummary, DemoError> {
     config.validate()?;
     if let Existing::Other = existing(out)? {
-        return Err(DemoError::NotADemo { path: out.to_path_buf() });
+        return Err(DemoError::NotADemo {
+            path: out.to_path_buf(),
+        });
     }
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "demo".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "demo".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -375,7 +454,11 @@ pub fn generate_with_progress(config: &DemoConfig, out: &Path, bar: &ProgressBar
         if had_old {
             let _ = fs::rename(&old, out);
         }
-        return Err(DemoError::Io { path: out.to_path_buf(), action: "move into place", source: e });
+        return Err(DemoError::Io {
+            path: out.to_path_buf(),
+            action: "move into place",
+            source: e,
+        });
     }
     if had_old {
         fs::remove_dir_all(&old).map_err(io_err(&old, "remove the replaced demo"))?;
@@ -396,7 +479,11 @@ impl Drop for Staging {
 }
 
 /// Write the whole dataset into `root` (a fresh folder) and return its summary.
-fn write_dataset(config: &DemoConfig, root: &Path, bar: &ProgressBar) -> Result<DemoSummary, DemoError> {
+fn write_dataset(
+    config: &DemoConfig,
+    root: &Path,
+    bar: &ProgressBar,
+) -> Result<DemoSummary, DemoError> {
     let subj = root.join(DEMO_SUBJECT);
     let train_img = subj.join("training_split/training_images");
     let train_fmri = subj.join("training_split/training_fmri");
@@ -419,45 +506,96 @@ fn write_dataset(config: &DemoConfig, root: &Path, bar: &ProgressBar) -> Result<
     let mut features = Array2::<f32>::zeros((n, per_image)); // [images, maps * grid * grid]
     let mut objects: Vec<Vec<SceneObject>> = Vec::with_capacity(n);
     let mut labels = String::from("split,index,file,category,objects\n");
-    let mut train_categories: BTreeMap<String, usize> = Category::ALL.iter().map(|c| (c.name().to_string(), 0)).collect();
+    let mut train_categories: BTreeMap<String, usize> = Category::ALL
+        .iter()
+        .map(|c| (c.name().to_string(), 0))
+        .collect();
     bar.set_length(n as u64 + 4);
     bar.set_message("rendering images");
     for i in 0..n {
         let scene = scenes::render(size, &mut stream_rng(config.seed, 1, i as u64));
-        let (split, index, dir) = if i < n_train { ("train", i + 1, &train_img) } else { ("test", i - n_train + 1, &test_img) };
+        let (split, index, dir) = if i < n_train {
+            ("train", i + 1, &train_img)
+        } else {
+            ("test", i - n_train + 1, &test_img)
+        };
         // nsd ids: 1-based over training then test images, unique like the real ones.
         let file = format!("{split}-{index:04}_nsd-{:05}.png", i + 1);
         let path = dir.join(&file);
-        image::save_buffer_with_format(&path, &scene.canvas.to_rgb8(), size as u32, size as u32, image::ColorType::Rgb8, image::ImageFormat::Png)
-            .map_err(|source| DemoError::Png { path: path.clone(), source })?;
+        image::save_buffer_with_format(
+            &path,
+            &scene.canvas.to_rgb8(),
+            size as u32,
+            size as u32,
+            image::ColorType::Rgb8,
+            image::ImageFormat::Png,
+        )
+        .map_err(|source| DemoError::Png {
+            path: path.clone(),
+            source,
+        })?;
         let row = features.row_mut(i);
-        brain::features(&scene.canvas.quantised(), size, row.into_slice().expect("contiguous row"));
+        brain::features(
+            &scene.canvas.quantised(),
+            size,
+            row.into_slice().expect("contiguous row"),
+        );
         if i < n_train {
-            *train_categories.entry(scene.category.name().to_string()).or_default() += 1;
+            *train_categories
+                .entry(scene.category.name().to_string())
+                .or_default() += 1;
         }
-        let objs: Vec<String> =
-            scene.objects.iter().map(|o| format!("{}@{:.3}:{:.3}:{:.4}", o.category.name(), o.x, o.y, o.area)).collect();
-        labels.push_str(&format!("{split},{index},{file},{},{}\n", scene.category.name(), objs.join(";")));
+        let objs: Vec<String> = scene
+            .objects
+            .iter()
+            .map(|o| format!("{}@{:.3}:{:.3}:{:.4}", o.category.name(), o.x, o.y, o.area))
+            .collect();
+        labels.push_str(&format!(
+            "{split},{index},{file},{},{}\n",
+            scene.category.name(),
+            objs.join(";")
+        ));
         objects.push(scene.objects);
         bar.inc(1);
     }
 
     // Brain: per hemisphere, lay out vertices, simulate, write fMRI and masks.
     let mut hemis = Vec::new();
-    for (h, hemi, vertices) in [(0u64, Hemisphere::Left, config.lh_vertices), (1, Hemisphere::Right, config.rh_vertices)] {
+    for (h, hemi, vertices) in [
+        (0u64, Hemisphere::Left, config.lh_vertices),
+        (1, Hemisphere::Right, config.rh_vertices),
+    ] {
         bar.set_message(format!("simulating {} fMRI", hemi.prefix()));
         let brain = HemisphereBrain::new(hemi, vertices, &mut stream_rng(config.seed, 2, h));
-        let fmri = brain.respond(features.view(), &objects, config.snr, &mut stream_rng(config.seed, 3, h));
+        let fmri = brain.respond(
+            features.view(),
+            &objects,
+            config.snr,
+            &mut stream_rng(config.seed, 3, h),
+        );
         bar.set_message(format!("writing {} arrays", hemi.prefix()));
         let p = train_fmri.join(format!("{}_training_fmri.npy", hemi.prefix()));
-        write_npy(&p, &fmri.slice(s![..n_train, ..]).to_owned()).map_err(|source| DemoError::Npy { path: p.clone(), source })?;
+        write_npy(&p, &fmri.slice(s![..n_train, ..]).to_owned()).map_err(|source| {
+            DemoError::Npy {
+                path: p.clone(),
+                source,
+            }
+        })?;
         if n_test > 0 {
             let p = test_fmri.join(format!("{}_test_fmri.npy", hemi.prefix()));
-            write_npy(&p, &fmri.slice(s![n_train.., ..]).to_owned()).map_err(|source| DemoError::Npy { path: p.clone(), source })?;
+            write_npy(&p, &fmri.slice(s![n_train.., ..]).to_owned()).map_err(|source| {
+                DemoError::Npy {
+                    path: p.clone(),
+                    source,
+                }
+            })?;
         }
         for ((class, _), labels) in ROI_CLASSES.iter().zip(&brain.labels) {
             let p = masks.join(format!("{}.{class}_challenge_space.npy", hemi.prefix()));
-            write_npy(&p, &Array1::from(labels.clone())).map_err(|source| DemoError::Npy { path: p.clone(), source })?;
+            write_npy(&p, &Array1::from(labels.clone())).map_err(|source| DemoError::Npy {
+                path: p.clone(),
+                source,
+            })?;
         }
         hemis.push(brain);
         bar.inc(2);
@@ -469,7 +607,9 @@ fn write_dataset(config: &DemoConfig, root: &Path, bar: &ProgressBar) -> Result<
     }
 
     // Summary, labels and marker (the marker last: its presence means complete).
-    let count = |b: &HemisphereBrain, ci: usize, label: i32| b.labels[ci].iter().filter(|&&l| l == label).count();
+    let count = |b: &HemisphereBrain, ci: usize, label: i32| {
+        b.labels[ci].iter().filter(|&&l| l == label).count()
+    };
     let rois = ROI_CLASSES
         .iter()
         .enumerate()
@@ -483,7 +623,11 @@ fn write_dataset(config: &DemoConfig, root: &Path, bar: &ProgressBar) -> Result<
             })
         })
         .collect();
-    let unlabeled = |b: &HemisphereBrain| (0..b.vertices()).filter(|&v| b.labels.iter().all(|l| l[v] == 0)).count();
+    let unlabeled = |b: &HemisphereBrain| {
+        (0..b.vertices())
+            .filter(|&v| b.labels.iter().all(|l| l[v] == 0))
+            .count()
+    };
     let summary = DemoSummary {
         path: root.to_path_buf(),
         subject: DEMO_SUBJECT.to_string(),
@@ -498,7 +642,9 @@ fn write_dataset(config: &DemoConfig, root: &Path, bar: &ProgressBar) -> Result<
     let p = root.join(MARKER_FILE);
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let mut f = fs::File::create(&p).map_err(io_err(&p, "create"))?;
-    f.write_all(json.as_bytes()).and_then(|_| f.sync_all()).map_err(io_err(&p, "write"))?;
+    f.write_all(json.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&p, "write"))?;
     bar.inc(1);
     Ok(summary)
 }

@@ -243,7 +243,11 @@ impl AdamW {
     /// must belong to a parameter of the same size.
     pub fn load<M: Module>(path: &Path, model: &M) -> Result<Self, AdamWError> {
         let corrupt = |msg: String| AdamWError::Corrupt { path: path.to_path_buf(), msg };
-        let bytes = std::fs::read(path).map_err(|source| AdamWError::Io { path: path.to_path_buf(), source })?;
+        let io = |source| AdamWError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the checkpoint file is not modified while loading (checkpoints are written to
+        // a temporary file and renamed into place).
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("brainscope-adamw-1") {
@@ -268,7 +272,11 @@ impl AdamW {
                 if view.dtype() != safetensors::Dtype::F32 {
                     return Err(corrupt(format!("{name} is {:?}, expected F32", view.dtype())));
                 }
-                Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+                let mut out = zeroed_buffer(view.data().len() / 4);
+                for (o, b) in out.iter_mut().zip(view.data().chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                Ok(out)
             };
             let (m, v) = (to_vec(&view)?, to_vec(&v_view)?);
             match sizes.get(param) {

@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod posterior;
 pub mod resnet;
+pub mod train;
 
 pub use autoencoder::AutoencoderKL;
 pub use config::AutoencoderKLConfig;
