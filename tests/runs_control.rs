@@ -150,3 +150,29 @@ fn stop_kills_a_trainer_that_ignores_sigterm() {
     assert_eq!(s.state, RunState::Stopped);
     assert!(s.message.contains("SIGKILL"));
 }
+
+#[test]
+fn a_trainer_that_fails_records_crashed_with_the_reason_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    // The data root is not a dataset (and not the demo folder, so nothing is generated).
+    std::fs::write(dir.join("experiment.toml"), std::fs::read_to_string(dir.join("experiment.toml")).unwrap().replace("demo-data", "no-such-data")).unwrap();
+    let out = brainscope(tmp.path(), &["train", "92", "--foreground"]);
+    assert!(!out.status.success());
+    let s = read_status(&dir.join("status.json")).unwrap().unwrap();
+    assert_eq!((s.state, s.exit_code), (RunState::Crashed, Some(1)));
+    assert!(s.message.contains("no-such-data"), "{}", s.message);
+    // Detached: the trainer starts, fails, and records why; its log has the error.
+    let out = brainscope(tmp.path(), &["train", "92"]);
+    let pid = read_status(&dir.join("status.json")).unwrap().unwrap().pid.unwrap();
+    assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("no-such-data"));
+    for _ in 0..200 {
+        let s = read_status(&dir.join("status.json")).unwrap().unwrap();
+        if s.pid == Some(pid) && s.state == RunState::Crashed {
+            assert!(std::fs::read_to_string(dir.join("train.log")).unwrap().contains("no-such-data"));
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the detached trainer never recorded its crash");
+}

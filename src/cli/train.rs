@@ -50,6 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             progress: std::io::stdout().is_terminal(),
         };
         let outcome = trainer::run(&request)?;
+        if let crate::experiments::run::RunOutcome::Failed(message) = &outcome {
+            anyhow::bail!("experiment {} crashed: {message}", args.id);
+        }
         println!("experiment {}: {}", args.id, outcome);
         return Ok(());
     }
