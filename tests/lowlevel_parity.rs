@@ -6,7 +6,6 @@
 
 use brainscope::models::lowlevel::{LowLevelConfig, LowLevelModel};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::TensorData;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lowlevel");
@@ -77,20 +76,18 @@ fn output_shapes() {
 }
 
 #[test]
-fn features_match_pytorch() {
+fn pytorch_state_dict_loads_and_outputs_match() {
     let m = meta();
     let device = Device::flex();
-    let mut model = tiny_config(&m).init(&device, 0);
-    let mut store = SafetensorsStore::from_file(format!("{DIR}/model.safetensors"))
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .allow_partial(true);
-    let result = model.load_from(&mut store).unwrap();
-    assert!(result.errors.is_empty() && result.missing.is_empty(), "{result:?}");
-    assert!(result.unused.iter().all(|k| k.starts_with("upsampler.")), "{:?}", result.unused);
+    let model = LowLevelModel::load(&tiny_config(&m), std::path::Path::new(&format!("{DIR}/model.safetensors")), &device)
+        .unwrap();
     let x = Tensor::<2>::from_data(io("input"), &device);
-    let got = model.forward_features(x).into_data();
-    let err = max_abs_diff(got, io("features"));
-    assert!(err <= 1e-4, "max abs err {err}");
+    let err = max_abs_diff(model.forward_features(x.clone()).into_data(), io("features"));
+    assert!(err <= 1e-4, "features: max abs err {err}");
+    let out = model.forward(x);
+    assert_eq!(out.dims().to_vec(), m.output_shape);
+    let err = max_abs_diff(out.into_data(), io("output"));
+    assert!(err <= 1e-4, "output: max abs err {err}");
 }
 
 #[test]
@@ -104,7 +101,7 @@ fn save_load_round_trip() {
     model.save(&path).unwrap();
     let back = LowLevelModel::load(&cfg, &path, &device).unwrap();
     let x = Tensor::<2>::from_data(io("input"), &device);
-    let err = max_abs_diff(model.forward_features(x.clone()).into_data(), back.forward_features(x).into_data());
+    let err = max_abs_diff(model.forward(x.clone()).into_data(), back.forward(x).into_data());
     assert_eq!(err, 0.0);
     // A file of another config is refused with a clear error.
     let other = cfg.clone().with_hidden(m.h + 1);
@@ -122,6 +119,9 @@ fn init_is_seeded_and_xavier_bounded() {
     let (a, b, c) = (w(1), w(1), w(2));
     assert_eq!(a, b);
     assert_ne!(a, c);
+    let up = |seed| cfg.init(&device, seed).upsampler.conv_out.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(up(1), up(1));
+    assert_ne!(up(1), up(2));
     let bound = (6.0f32 / (m.v + m.h) as f32).sqrt();
     assert!(a.iter().all(|x| x.abs() <= bound));
     let spread = a.iter().fold(0.0f32, |acc, x| acc.max(x.abs()));

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::algonauts::Subject;
 use crate::data::mapping::write_mapping;
-use crate::data::npy::{self, F32RowWriter, NpyMatrix};
+use crate::data::npy::{self, Dtype, NpyMatrix, RowWriter};
 use crate::data::roi::{MaskMode, VoxelMask};
 
 /// Arguments of `brainscope bench data`.
@@ -36,6 +36,18 @@ pub struct Args {
     /// Delete the dataset after the run.
     #[arg(long)]
     pub clean: bool,
+    /// Stored fMRI dtype: f32 (the release's; read zero-copy) or f64/f16 (converted per row).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: Dtype,
+}
+
+fn parse_dtype(s: &str) -> Result<Dtype, String> {
+    match s {
+        "f32" | "float32" => Ok(Dtype::F32),
+        "f64" | "float64" => Ok(Dtype::F64),
+        "f16" | "float16" => Ok(Dtype::F16),
+        other => Err(format!("unknown dtype '{other}': use f32, f64 or f16")),
+    }
 }
 
 /// Peak resident set size of this process in bytes (`VmHWM`), Linux only.
@@ -50,7 +62,12 @@ pub fn rss_bytes() -> Option<u64> {
 
 fn proc_status_kb(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn gib(b: u64) -> f64 {
@@ -70,15 +87,27 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("brainscope-bench-data-{}x{}x{}", args.n, args.lh, args.rh)));
+    let root = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "brainscope-bench-data-{}x{}x{}-{}",
+            args.n,
+            args.lh,
+            args.rh,
+            args.dtype.numpy_name()
+        ))
+    });
     let subj = root.join("subj01");
     if reusable(&subj, &args) {
         println!("reusing {}", subj.display());
     } else {
-        println!("writing a random {}x({}+{}) float32 dataset to {}", args.n, args.lh, args.rh, subj.display());
+        println!(
+            "writing a random {}x({}+{}) {} dataset to {}",
+            args.n,
+            args.lh,
+            args.rh,
+            args.dtype.numpy_name(),
+            subj.display()
+        );
         write_dataset(&subj, &args)?;
     }
 
@@ -101,20 +130,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Touch the result so the load cannot be optimised away.
     let checksum: f64 = x.row(x.nrows() - 1).iter().map(|v| *v as f64).sum();
 
-    println!("array      [{}, {}] f32 = {} bytes ({:.3} GiB, {:.2} GB)", x.nrows(), x.ncols(), array_bytes, gib(array_bytes), array_bytes as f64 / 1e9);
-    println!("load       {secs:.2} s ({:.2} GB/s)", array_bytes as f64 / 1e9 / secs);
-    println!("peak RSS   before load {:.3} GiB, after load {:.3} GiB (current {:.3} GiB)", gib(before), gib(peak), gib(rss));
-    println!("ratio      peak RSS / array = {:.3} (target <= 1.1)", peak as f64 / array_bytes as f64);
+    println!(
+        "array      [{}, {}] f32 in memory (stored as {}) = {} bytes ({:.3} GiB, {:.2} GB)",
+        x.nrows(),
+        x.ncols(),
+        args.dtype.numpy_name(),
+        array_bytes,
+        gib(array_bytes),
+        array_bytes as f64 / 1e9
+    );
+    println!(
+        "load       {secs:.2} s ({:.2} GB/s)",
+        array_bytes as f64 / 1e9 / secs
+    );
+    println!(
+        "peak RSS   before load {:.3} GiB, after load {:.3} GiB (current {:.3} GiB)",
+        gib(before),
+        gib(peak),
+        gib(rss)
+    );
+    println!(
+        "ratio      peak RSS / array = {:.3} (target <= 1.1)",
+        peak as f64 / array_bytes as f64
+    );
     println!("checksum   {checksum:.4}");
     if let (Some(anon), Some(file)) = (proc_status_kb("RssAnon:"), proc_status_kb("RssFile:")) {
-        println!("resident   anonymous {:.3} GiB, file-backed {:.3} GiB", gib(anon * 1024), gib(file * 1024));
+        println!(
+            "resident   anonymous {:.3} GiB, file-backed {:.3} GiB",
+            gib(anon * 1024),
+            gib(file * 1024)
+        );
     }
     drop(x);
     if args.clean {
         std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
         println!("removed {}", root.display());
     } else {
-        println!("dataset kept for reuse: {} (pass --clean to delete it)", root.display());
+        println!(
+            "dataset kept for reuse: {} (pass --clean to delete it)",
+            root.display()
+        );
     }
     Ok(())
 }
@@ -122,7 +177,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Whether `subj` already holds a dataset of the requested shape.
 fn reusable(subj: &Path, args: &Args) -> bool {
     let fmri = subj.join("training_split/training_fmri");
-    let ok = |p: &Path, cols: usize| NpyMatrix::open(p, "bench").map(|m| m.rows() == args.n && m.cols() == cols).unwrap_or(false);
+    let ok = |p: &Path, cols: usize| {
+        NpyMatrix::open(p, "bench")
+            .map(|m| m.rows() == args.n && m.cols() == cols && m.dtype() == args.dtype)
+            .unwrap_or(false)
+    };
     ok(&fmri.join("lh_training_fmri.npy"), args.lh)
         && ok(&fmri.join("rh_training_fmri.npy"), args.rh)
         && subj.join("roi_masks/mapping_prf-visualrois.npy").is_file()
@@ -150,9 +209,12 @@ fn write_dataset(subj: &Path, args: &Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    for (name, cols) in [("lh_training_fmri.npy", args.lh), ("rh_training_fmri.npy", args.rh)] {
+    for (name, cols) in [
+        ("lh_training_fmri.npy", args.lh),
+        ("rh_training_fmri.npy", args.rh),
+    ] {
         let pb = bar(args.n as u64, "writing");
-        let mut w = F32RowWriter::create(&fmri.join(name), args.n, cols)?;
+        let mut w = RowWriter::create(&fmri.join(name), args.dtype, args.n, cols)?;
         let mut row = vec![0f32; cols];
         for r in 0..args.n {
             row.iter_mut().for_each(|v| *v = rng.next_f32());
@@ -175,12 +237,18 @@ fn write_dataset(subj: &Path, args: &Args) -> anyhow::Result<()> {
         std::fs::write(&p, &png).with_context(|| format!("writing {}", p.display()))?;
     }
     // One ROI class so the folder is a complete subject (the load itself uses mask `none`).
-    let labels: BTreeMap<i32, String> =
-        [(0, "Unknown"), (1, "V1v"), (2, "V1d")].iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let labels: BTreeMap<i32, String> = [(0, "Unknown"), (1, "V1v"), (2, "V1d")]
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
     write_mapping(&masks.join("mapping_prf-visualrois.npy"), &labels)?;
     for (h, n) in [("lh", args.lh), ("rh", args.rh)] {
         let v: Vec<i32> = (0..n).map(|i| (i % 3) as i32).collect();
-        npy::write_i32(&masks.join(format!("{h}.prf-visualrois_challenge_space.npy")), &[n], &v)?;
+        npy::write_i32(
+            &masks.join(format!("{h}.prf-visualrois_challenge_space.npy")),
+            &[n],
+            &v,
+        )?;
     }
     Ok(())
 }

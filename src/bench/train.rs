@@ -1,10 +1,178 @@
-//! `brainscope bench train` (not built yet).
+//! `brainscope bench train`: training throughput of the low-level model at the paper's size
+//! (forward + L1 loss + backward + AdamW step on random data, CPU), beside the identical PyTorch
+//! model (`bench/train_reference.py`, fused AdamW, `THP_MEM_ALLOC_ENABLE=1`) run in the same
+//! sitting, as a ratio. Also the optimizer step alone in both, and peak RSS (VmHWM).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::models::lowlevel::LowLevelConfig;
+use crate::train::adamw::AdamWConfig;
 
 /// Arguments of `brainscope bench train`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Input voxels (the paper's subj01: 39548).
+    #[arg(long, default_value_t = 39548)]
+    pub voxels: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Timed steps (medians are reported).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Benchmark the MLP and projection only (no upsampler), in both.
+    #[arg(long)]
+    pub mlp_only: bool,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Python interpreter for the reference.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// The reference script.
+    #[arg(long, default_value = "bench/train_reference.py")]
+    pub reference: PathBuf,
+}
+
+/// Medians of one side of the comparison.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+struct Figures {
+    s_per_step: f64,
+    optim_s: f64,
+    fwd_bwd_s: f64,
+    samples_per_s: f64,
+    peak_rss_mb: f64,
+}
 
 /// Run the benchmark.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'bench train' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.steps > 0 && args.batch > 0 && args.voxels > 0, "--steps, --batch and --voxels must be > 0");
+    let profile = if cfg!(debug_assertions) { "dev (deps opt-level 3, crate opt-level 1)" } else { "release" };
+    println!(
+        "bench train: V={} batch={} steps={} (+{} warm-up), {}, profile {profile}, {} threads",
+        args.voxels,
+        args.batch,
+        args.steps,
+        args.warmup,
+        if args.mlp_only { "MLP + projection only" } else { "full model" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let burn = run_burn(&args);
+    print_figures("burn (flex)", &burn);
+    if args.no_reference {
+        return Ok(());
+    }
+    let torch = run_reference(&args)?;
+    print_figures("PyTorch", &torch);
+    println!(
+        "ratio (PyTorch s/step / burn s/step): {:.2}   optimizer step ratio: {:.2}",
+        torch.s_per_step / burn.s_per_step,
+        torch.optim_s / burn.optim_s
+    );
+    Ok(())
+}
+
+fn print_figures(name: &str, f: &Figures) {
+    println!(
+        "{name:>12}: {:.3} s/step ({:.1} samples/s): forward+backward {:.3} s, optimizer {:.3} s; peak RSS {:.0} MB",
+        f.s_per_step, f.samples_per_s, f.fwd_bwd_s, f.optim_s, f.peak_rss_mb
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`), NaN where /proc is missing.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn run_burn(args: &Args) -> Figures {
+    let device = crate::backend::default_device().autodiff();
+    let config = LowLevelConfig::paper(args.voxels);
+    let mut model = config.init(&device, 0);
+    let mut optim = AdamWConfig::default().init();
+    let x = Tensor::<2>::random([args.batch, args.voxels], Distribution::Normal(0.0, 1.0), &device);
+    let forward = |m: &crate::models::lowlevel::LowLevelModel, x: Tensor<2>| {
+        if args.mlp_only { m.forward_features(x) } else { m.forward(x) }
+    };
+    let out_dims = forward(&model, x.clone()).dims();
+    let y = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
+
+    let bar = ProgressBar::new((args.warmup + args.steps) as u64)
+        .with_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} steps").expect("valid template"))
+        .with_message("burn");
+    let (mut step_t, mut optim_t, mut fb_t) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..args.warmup + args.steps {
+        let t0 = Instant::now();
+        let loss = (forward(&model, x.clone()) - y.clone()).abs().mean(); // L1
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t1 = Instant::now();
+        model = optim.step(model, grads, 5e-4, 0.9);
+        let t2 = Instant::now();
+        if i >= args.warmup {
+            step_t.push((t2 - t0).as_secs_f64());
+            optim_t.push((t2 - t1).as_secs_f64());
+            fb_t.push((t1 - t0).as_secs_f64());
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let s = median(step_t);
+    Figures {
+        s_per_step: s,
+        optim_s: median(optim_t),
+        fwd_bwd_s: median(fb_t),
+        samples_per_s: args.batch as f64 / s,
+        peak_rss_mb: peak_rss_mb(),
+    }
+}
+
+fn run_reference(args: &Args) -> anyhow::Result<Figures> {
+    let spinner = ProgressBar::new_spinner().with_message("PyTorch reference running");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(&args.reference)
+        .args(["--voxels", &args.voxels.to_string()])
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .env("THP_MEM_ALLOC_ENABLE", "1");
+    if args.mlp_only {
+        cmd.arg("--mlp-only");
+    }
+    let out = cmd.output().with_context(|| {
+        format!("cannot run {} {}: install Python with torch, or pass --no-reference", args.python, args.reference.display())
+    })?;
+    spinner.finish_and_clear();
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed ({}): {}",
+        args.reference.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("unexpected output from {}: {stdout}", args.reference.display()))
 }

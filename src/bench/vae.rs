@@ -1,10 +1,78 @@
-//! `brainscope bench vae` (not built yet).
+//! `brainscope bench vae`: decode of one `[1, 4, 64, 64]` latent and encode of one 512x512 image
+//! with the SD VAE at its real size (random weights), median seconds, beside diffusers on the same
+//! machine (`bench/vae_reference.py`) as a ratio.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+
+use crate::models::vae::AutoencoderKLConfig;
 
 /// Arguments of `brainscope bench vae`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Timed repetitions per figure (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Reference script; skipped when it cannot run.
+    #[arg(long, default_value = "bench/vae_reference.py")]
+    pub reference: PathBuf,
+    /// Python interpreter for the reference.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Device: cpu, wgpu, cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let mut t: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
 
 /// Run the benchmark.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'bench vae' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let device = crate::backend::device(&args.device)?;
+    let model = AutoencoderKLConfig::stable_diffusion().init(&device);
+    let latent = crate::models::vae::posterior::seeded_normal([1, 4, 64, 64], 0, &device);
+    let image = crate::models::vae::posterior::seeded_normal([1, 3, 512, 512], 1, &device).clamp(-1.0, 1.0);
+    let sync = |t: Tensor<4>| {
+        let _ = t.into_data(); // wait for the result
+    };
+    let decode_s = median_secs(args.repeats, || sync(model.decode(latent.clone())));
+    let encode_s = median_secs(args.repeats, || sync(model.encode(image.clone()).mode()));
+    let mut report = serde_json::json!({ "burn": { "decode_s": decode_s, "encode_s": encode_s } });
+    let reference = Command::new(&args.python)
+        .arg(&args.reference)
+        .args(["--repeats", &args.repeats.to_string()])
+        .output()
+        .with_context(|| format!("running {} {}", args.python, args.reference.display()));
+    match reference {
+        Ok(out) if out.status.success() => {
+            let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("{}: output is not JSON", args.reference.display()))?;
+            let ratio = |ours: f64, k: &str| torch[k].as_f64().map(|t| ours / t);
+            let ratios = serde_json::json!({
+                "decode": ratio(decode_s, "decode_s"),
+                "encode": ratio(encode_s, "encode_s"),
+            });
+            report["diffusers"] = torch;
+            report["ratio_burn_over_diffusers"] = ratios;
+        }
+        Ok(out) => report["diffusers_error"] = String::from_utf8_lossy(&out.stderr).trim().to_string().into(),
+        Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }

@@ -97,7 +97,11 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         print!("{}", render(&report));
     }
     if !report.problems.is_empty() {
-        bail!("{} problem(s) found in {}", report.problems.len(), args.dir.display());
+        bail!(
+            "{} problem(s) found in {}",
+            report.problems.len(),
+            args.dir.display()
+        );
     }
     Ok(())
 }
@@ -147,7 +151,8 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
         Ok(atlas) => {
             r.roi_classes = atlas.classes.iter().map(|c| c.name.clone()).collect();
             r.rois = atlas.roi_counts();
-            r.problems.extend(atlas.unnamed_labels().iter().map(|e| e.to_string()));
+            r.problems
+                .extend(atlas.unnamed_labels().iter().map(|e| e.to_string()));
             let names = atlas.roi_names();
             for set in [RoiSet::Set1, RoiSet::Set2, RoiSet::Set3] {
                 let missing: Vec<String> = set
@@ -164,7 +169,11 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
                         Err(e) => (None, Some(e.to_string())),
                     }
                 };
-                r.roi_sets.push(SetInfo { name: set.to_string(), voxels, unavailable });
+                r.roi_sets.push(SetInfo {
+                    name: set.to_string(),
+                    voxels,
+                    unavailable,
+                });
             }
         }
         Err(e) => r.problems.push(e.to_string()),
@@ -176,17 +185,36 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
 pub fn render(r: &DataInfo) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    if let (Some(dir), Some(n), Some(lh), Some(rh)) = (&r.subject_dir, r.n_train, r.lh_vertices, r.rh_vertices) {
+    if let (Some(dir), Some(n), Some(lh), Some(rh)) =
+        (&r.subject_dir, r.n_train, r.lh_vertices, r.rh_vertices)
+    {
         let naming = match r.naming {
             Some(Naming::Course) => "course subset (0.png, *_space.npy)",
             _ => "challenge release (train-0001_nsd-XXXXX.png, *_challenge_space.npy)",
         };
         let _ = writeln!(o, "subject   {}", dir.display());
         let _ = writeln!(o, "naming    {naming}");
-        let _ = writeln!(o, "training  N = {n} stimuli, fMRI {}", r.fmri_dtype.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            o,
+            "training  N = {n} stimuli, fMRI {}",
+            r.fmri_dtype.as_deref().unwrap_or("?")
+        );
         let _ = writeln!(o, "vertices  lh {lh} + rh {rh} = {}", lh + rh);
-        let sizes: Vec<String> = r.image_sizes.iter().map(|[w, h, c]| format!("{w}x{h} ({c})")).collect();
-        let _ = writeln!(o, "images    {} found; sizes: {}", r.train_images, if sizes.is_empty() { "-".into() } else { sizes.join(", ") });
+        let sizes: Vec<String> = r
+            .image_sizes
+            .iter()
+            .map(|[w, h, c]| format!("{w}x{h} ({c})"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "images    {} found; sizes: {}",
+            r.train_images,
+            if sizes.is_empty() {
+                "-".into()
+            } else {
+                sizes.join(", ")
+            }
+        );
         let test = match (r.test_images, r.test_fmri_rows) {
             (None, _) => "absent".to_string(),
             (Some(i), None) => format!("{i} images, no fMRI"),
@@ -198,7 +226,11 @@ pub fn render(r: &DataInfo) -> String {
         let _ = writeln!(o, "\nROI voxels ({} classes)", r.roi_classes.len());
         let _ = writeln!(o, "  {:<16} {:<15} {:>7} {:>7}", "class", "ROI", "lh", "rh");
         for c in &r.rois {
-            let _ = writeln!(o, "  {:<16} {:<15} {:>7} {:>7}", c.class, c.name, c.lh, c.rh);
+            let _ = writeln!(
+                o,
+                "  {:<16} {:<15} {:>7} {:>7}",
+                c.class, c.name, c.lh, c.rh
+            );
         }
         let _ = writeln!(o, "\nROI sets");
         for s in &r.roi_sets {

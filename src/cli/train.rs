@@ -2,15 +2,13 @@
 //! launch a detached trainer (new session, log to train.log) and return, or train in this
 //! process with `--foreground`.
 
-use crate::experiments::launch::{ensure_not_running, launch};
+use crate::experiments::launch::{ensure_not_running, start_training, LaunchOptions};
 use crate::experiments::registry::find;
 use crate::experiments::state::RunPaths;
 use crate::train::trainer::{self, TrainRequest};
 use anyhow::Context;
-use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Arguments of `brainscope train`.
 #[derive(Debug, clap::Args)]
@@ -58,18 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ensure_not_running(&dir)?;
     trainer::check_startable(&dir, args.restart)?;
     let exe = std::env::current_exe().context("cannot find the brainscope executable to launch")?;
-    let mut child_args: Vec<OsString> = vec!["train".into(), args.id.clone().into(), "--foreground".into()];
-    child_args.extend(["--dir".into(), experiments_dir.into_os_string()]);
-    if let Some(d) = &args.device {
-        child_args.extend(["--device".into(), d.into()]);
-    }
-    if let Some(n) = args.epochs {
-        child_args.extend(["--epochs".into(), n.to_string().into()]);
-    }
-    if args.restart {
-        child_args.push("--restart".into());
-    }
-    let pid = launch(&exe, &child_args, &dir, Duration::from_secs(30))?;
+    let options = LaunchOptions { device: args.device, epochs: args.epochs, restart: args.restart };
+    let pid = start_training(&exe, &experiments_dir, &args.id, &options)?;
     let log = RunPaths::new(&dir).log();
     println!("experiment {} training in the background (pid {pid})", args.id);
     println!("  log:  {}", log.display());

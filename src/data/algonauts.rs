@@ -14,11 +14,11 @@ use ndarray::Array2;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{DataError, FIX_ROOT};
 use super::mapping::read_mapping;
 use super::npy::{NpyMatrix, RELEASE_EVERY_BYTES, read_int_vector};
 use super::roi::{RoiAtlas, RoiClass, VoxelMask};
 use super::roi_table::ROI_CLASSES;
+use super::{DataError, FIX_ROOT};
 
 /// How a folder's files are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -80,7 +80,10 @@ impl Subject {
         let dir = subject_dir(root, subject)?;
         let mut problems = Vec::new();
         let train_dir = dir.join("training_split");
-        require_dir(&train_dir, "training split: training_fmri/ and training_images/")?;
+        require_dir(
+            &train_dir,
+            "training split: training_fmri/ and training_images/",
+        )?;
         let train = open_hemispheres(&train_dir.join("training_fmri"), "training")?;
         let img_dir = train_dir.join("training_images");
         require_dir(&img_dir, "training images, one per fMRI row")?;
@@ -91,7 +94,9 @@ impl Subject {
                 (Vec::new(), Naming::Challenge)
             }
         };
-        if train_images.len() != train.lh.rows() && (problems.is_empty() || !train_images.is_empty()) {
+        if train_images.len() != train.lh.rows()
+            && (problems.is_empty() || !train_images.is_empty())
+        {
             problems.push(DataError::ImageCount {
                 dir: img_dir.clone(),
                 images: train_images.len(),
@@ -106,8 +111,21 @@ impl Subject {
                 None
             }
         };
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| subject.to_string());
-        Ok((Subject { dir, name, naming, train, train_images, test }, problems))
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| subject.to_string());
+        Ok((
+            Subject {
+                dir,
+                name,
+                naming,
+                train,
+                train_images,
+                test,
+            },
+            problems,
+        ))
     }
 
     /// The subject folder.
@@ -169,7 +187,10 @@ impl Subject {
         for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, "list", e))? {
             let entry = entry.map_err(|e| DataError::io(&dir, "list", e))?;
             let file = entry.file_name().to_string_lossy().into_owned();
-            if let Some(class) = file.strip_prefix("mapping_").and_then(|f| f.strip_suffix(".npy")) {
+            if let Some(class) = file
+                .strip_prefix("mapping_")
+                .and_then(|f| f.strip_suffix(".npy"))
+            {
                 names.insert(class.to_string());
             } else if let Some((_, class)) = mask_class(&file) {
                 names.insert(class);
@@ -179,9 +200,17 @@ impl Subject {
             return Err(DataError::NoRoiMasks { dir });
         }
         // The challenge's class order first, then any other class alphabetically.
-        let mut ordered: Vec<String> =
-            ROI_CLASSES.iter().map(|(c, _)| c.to_string()).filter(|c| names.contains(c)).collect();
-        ordered.extend(names.iter().filter(|n| !ROI_CLASSES.iter().any(|(c, _)| c == n)).cloned());
+        let mut ordered: Vec<String> = ROI_CLASSES
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .filter(|c| names.contains(c))
+            .collect();
+        ordered.extend(
+            names
+                .iter()
+                .filter(|n| !ROI_CLASSES.iter().any(|(c, _)| c == n))
+                .cloned(),
+        );
         let mut classes = Vec::new();
         for class in ordered {
             let mapping_path = dir.join(format!("mapping_{class}.npy"));
@@ -197,7 +226,10 @@ impl Subject {
             let rh_path = find_mask(&dir, "rh", &class)?;
             let lh = read_int_vector(&lh_path, "left-hemisphere ROI labels")?;
             let rh = read_int_vector(&rh_path, "right-hemisphere ROI labels")?;
-            for (path, len, m) in [(&lh_path, lh.len(), &self.train.lh), (&rh_path, rh.len(), &self.train.rh)] {
+            for (path, len, m) in [
+                (&lh_path, lh.len(), &self.train.lh),
+                (&rh_path, rh.len(), &self.train.rh),
+            ] {
                 if len != m.cols() {
                     return Err(DataError::MaskLength {
                         path: path.clone(),
@@ -207,9 +239,20 @@ impl Subject {
                     });
                 }
             }
-            classes.push(RoiClass { name: class, lh, rh, mapping, files: [lh_path, rh_path, mapping_path] });
+            classes.push(RoiClass {
+                name: class,
+                lh,
+                rh,
+                mapping,
+                files: [lh_path, rh_path, mapping_path],
+            });
         }
-        Ok(RoiAtlas { dir, lh_vertices: self.lh_vertices(), rh_vertices: self.rh_vertices(), classes })
+        Ok(RoiAtlas {
+            dir,
+            lh_vertices: self.lh_vertices(),
+            rh_vertices: self.rh_vertices(),
+            classes,
+        })
     }
 
     /// Training fMRI rows `rows`, masked: `[rows.len(), mask.input_width()]` (lh ++ rh).
@@ -218,28 +261,53 @@ impl Subject {
     }
 
     /// [`Subject::load_fmri`] reporting progress after each row (e.g. to an indicatif bar).
-    pub fn load_fmri_with(&self, mask: &VoxelMask, rows: &[usize], progress: Progress) -> Result<Array2<f32>, DataError> {
+    pub fn load_fmri_with(
+        &self,
+        mask: &VoxelMask,
+        rows: &[usize],
+        progress: Progress,
+    ) -> Result<Array2<f32>, DataError> {
         load_masked(&self.dir, &self.train, mask, rows, progress)
     }
 
     /// Test fMRI rows, masked like [`Subject::load_fmri`]; an error when the release has none.
-    pub fn load_test_fmri(&self, mask: &VoxelMask, rows: &[usize], progress: Progress) -> Result<Array2<f32>, DataError> {
-        let fmri = self.test.as_ref().and_then(|t| t.fmri.as_ref()).ok_or_else(|| DataError::MissingFile {
-            path: self.dir.join("test_split/test_fmri/lh_test_fmri.npy"),
-            what: "test fMRI (the public challenge release withholds it)".into(),
-            fix: "use the training split (validation rows) instead".into(),
-        })?;
+    pub fn load_test_fmri(
+        &self,
+        mask: &VoxelMask,
+        rows: &[usize],
+        progress: Progress,
+    ) -> Result<Array2<f32>, DataError> {
+        let fmri = self
+            .test
+            .as_ref()
+            .and_then(|t| t.fmri.as_ref())
+            .ok_or_else(|| DataError::MissingFile {
+                path: self.dir.join("test_split/test_fmri/lh_test_fmri.npy"),
+                what: "test fMRI (the public challenge release withholds it)".into(),
+                fix: "use the training split (validation rows) instead".into(),
+            })?;
         load_masked(&self.dir, fmri, mask, rows, progress)
     }
 
     /// Fill `out` (`[rows.len() * mask.input_width()]`, row-major) with masked training rows:
     /// the batch path for training loops.
-    pub fn fmri_rows_into(&self, mask: &VoxelMask, rows: &[usize], out: &mut [f32]) -> Result<(), DataError> {
+    pub fn fmri_rows_into(
+        &self,
+        mask: &VoxelMask,
+        rows: &[usize],
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
         fill_masked(&self.dir, &self.train, mask, rows, out, &mut |_, _| {})
     }
 }
 
-fn load_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], progress: Progress) -> Result<Array2<f32>, DataError> {
+fn load_masked(
+    dir: &Path,
+    h: &Hemispheres,
+    mask: &VoxelMask,
+    rows: &[usize],
+    progress: Progress,
+) -> Result<Array2<f32>, DataError> {
     let width = mask.input_width();
     // The only full-size allocation: the output itself.
     let mut out = Array2::<f32>::zeros((rows.len(), width)); // [rows, width]
@@ -248,7 +316,14 @@ fn load_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], pr
     Ok(out)
 }
 
-fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], out: &mut [f32], progress: Progress) -> Result<(), DataError> {
+fn fill_masked(
+    dir: &Path,
+    h: &Hemispheres,
+    mask: &VoxelMask,
+    rows: &[usize],
+    out: &mut [f32],
+    progress: Progress,
+) -> Result<(), DataError> {
     if mask.lh_vertices() != h.lh.cols() || mask.rh_vertices() != h.rh.cols() {
         return Err(DataError::MaskSubject {
             subject: dir.to_path_buf(),
@@ -259,10 +334,18 @@ fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], ou
         });
     }
     let width = mask.input_width();
-    assert_eq!(out.len(), rows.len() * width, "output must hold rows.len() x input_width values");
+    assert_eq!(
+        out.len(),
+        rows.len() * width,
+        "output must hold rows.len() x input_width values"
+    );
     for (path, m) in [(h.lh.path(), &h.lh), (h.rh.path(), &h.rh)] {
         if let Some(&bad) = rows.iter().find(|&&r| r >= m.rows()) {
-            return Err(DataError::RowOutOfRange { path: path.to_path_buf(), row: bad, rows: m.rows() });
+            return Err(DataError::RowOutOfRange {
+                path: path.to_path_buf(),
+                row: bad,
+                rows: m.rows(),
+            });
         }
     }
     // Stream one row of each hemisphere at a time (f32: borrowed from the map; others: converted
@@ -303,7 +386,11 @@ fn fill_masked(dir: &Path, h: &Hemispheres, mask: &VoxelMask, rows: &[usize], ou
 /// `root/subject`, or `root` itself when it holds `training_split/`.
 fn subject_dir(root: &Path, subject: &str) -> Result<PathBuf, DataError> {
     if !root.is_dir() {
-        return Err(DataError::MissingDir { path: root.to_path_buf(), what: "dataset root".into(), fix: FIX_ROOT.into() });
+        return Err(DataError::MissingDir {
+            path: root.to_path_buf(),
+            what: "dataset root".into(),
+            fix: FIX_ROOT.into(),
+        });
     }
     let dir = root.join(subject);
     if dir.is_dir() {
@@ -322,11 +409,21 @@ fn subject_dir(root: &Path, subject: &str) -> Result<PathBuf, DataError> {
         .unwrap_or_default();
     found.sort();
     let what = if found.is_empty() {
-        format!("subject {subject}; no subject folder with training_split/ found in {}", root.display())
+        format!(
+            "subject {subject}; no subject folder with training_split/ found in {}",
+            root.display()
+        )
     } else {
-        format!("subject {subject}; subjects found: {} (pass --subject)", found.join(", "))
+        format!(
+            "subject {subject}; subjects found: {} (pass --subject)",
+            found.join(", ")
+        )
     };
-    Err(DataError::MissingDir { path: dir, what, fix: FIX_ROOT.into() })
+    Err(DataError::MissingDir {
+        path: dir,
+        what,
+        fix: FIX_ROOT.into(),
+    })
 }
 
 fn require_dir(dir: &Path, what: &str) -> Result<(), DataError> {
@@ -343,9 +440,18 @@ fn require_dir(dir: &Path, what: &str) -> Result<(), DataError> {
 
 /// Open `{lh,rh}_<split>_fmri.npy` in `dir` and check the row counts agree.
 fn open_hemispheres(dir: &Path, split: &str) -> Result<Hemispheres, DataError> {
-    require_dir(dir, &format!("{split} fMRI: lh_{split}_fmri.npy and rh_{split}_fmri.npy"))?;
-    let lh = NpyMatrix::open(&dir.join(format!("lh_{split}_fmri.npy")), "left-hemisphere fMRI [stimuli, vertices]")?;
-    let rh = NpyMatrix::open(&dir.join(format!("rh_{split}_fmri.npy")), "right-hemisphere fMRI [stimuli, vertices]")?;
+    require_dir(
+        dir,
+        &format!("{split} fMRI: lh_{split}_fmri.npy and rh_{split}_fmri.npy"),
+    )?;
+    let lh = NpyMatrix::open(
+        &dir.join(format!("lh_{split}_fmri.npy")),
+        "left-hemisphere fMRI [stimuli, vertices]",
+    )?;
+    let rh = NpyMatrix::open(
+        &dir.join(format!("rh_{split}_fmri.npy")),
+        "right-hemisphere fMRI [stimuli, vertices]",
+    )?;
     if lh.rows() != rh.rows() {
         return Err(DataError::HemisphereRows {
             lh: lh.path().to_path_buf(),
@@ -364,9 +470,16 @@ fn open_test(dir: &Path, train: &Hemispheres) -> Result<Option<TestSplit>, DataE
         return Ok(None);
     }
     let img_dir = test_dir.join("test_images");
-    let images = if img_dir.is_dir() { list_images(&img_dir, "test")?.0 } else { Vec::new() };
+    let images = if img_dir.is_dir() {
+        list_images(&img_dir, "test")?.0
+    } else {
+        Vec::new()
+    };
     let fmri_dir = test_dir.join("test_fmri");
-    let (lh_p, rh_p) = (fmri_dir.join("lh_test_fmri.npy"), fmri_dir.join("rh_test_fmri.npy"));
+    let (lh_p, rh_p) = (
+        fmri_dir.join("lh_test_fmri.npy"),
+        fmri_dir.join("rh_test_fmri.npy"),
+    );
     let fmri = match (lh_p.is_file(), rh_p.is_file()) {
         (false, false) => None,
         (true, false) | (false, true) => {
@@ -384,7 +497,11 @@ fn open_test(dir: &Path, train: &Hemispheres) -> Result<Option<TestSplit>, DataE
                     return Err(DataError::Rank {
                         path: m.path().to_path_buf(),
                         found: vec![m.rows(), m.cols()],
-                        expected: format!("[N, {}] (the vertex count of {})", t.cols(), t.path().display()),
+                        expected: format!(
+                            "[N, {}] (the vertex count of {})",
+                            t.cols(),
+                            t.path().display()
+                        ),
                     });
                 }
             }
@@ -405,7 +522,9 @@ fn open_test(dir: &Path, train: &Hemispheres) -> Result<Option<TestSplit>, DataE
 /// `(hemisphere, class)` of a mask file name in either naming (`_fsaverage_space` and
 /// `all-vertices` files of the release are not ROI classes).
 fn mask_class(file: &str) -> Option<(Naming, String)> {
-    let rest = file.strip_prefix("lh.").or_else(|| file.strip_prefix("rh."))?;
+    let rest = file
+        .strip_prefix("lh.")
+        .or_else(|| file.strip_prefix("rh."))?;
     let stem = rest.strip_suffix("_space.npy")?;
     if stem.ends_with("_fsaverage") || stem.starts_with("all-vertices") {
         return None;
@@ -426,7 +545,10 @@ fn find_mask(dir: &Path, hemi: &str, class: &str) -> Result<PathBuf, DataError> 
     } else {
         Err(DataError::MissingFile {
             path: challenge,
-            what: format!("{hemi} labels of ROI class {class} (or {})", course.display()),
+            what: format!(
+                "{hemi} labels of ROI class {class} (or {})",
+                course.display()
+            ),
             fix: "copy the subject's roi_masks folder from the release".into(),
         })
     }
@@ -440,7 +562,9 @@ fn list_images(dir: &Path, prefix: &str) -> Result<(Vec<PathBuf>, Naming), DataE
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "list", e))? {
         let entry = entry.map_err(|e| DataError::io(dir, "list", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((stem, ext)) = name.rsplit_once('.') else { continue };
+        let Some((stem, ext)) = name.rsplit_once('.') else {
+            continue;
+        };
         if !["png", "jpg", "jpeg"].contains(&ext.to_ascii_lowercase().as_str()) {
             continue;
         }
@@ -456,10 +580,17 @@ fn list_images(dir: &Path, prefix: &str) -> Result<(Vec<PathBuf>, Naming), DataE
             odd.push(name);
         }
     }
-    let bad = |reason: String| DataError::ImageNames { dir: dir.to_path_buf(), reason };
+    let bad = |reason: String| DataError::ImageNames {
+        dir: dir.to_path_buf(),
+        reason,
+    };
     if !odd.is_empty() {
         odd.sort();
-        return Err(bad(format!("{} image file(s) follow neither naming, e.g. {}", odd.len(), odd[0])));
+        return Err(bad(format!(
+            "{} image file(s) follow neither naming, e.g. {}",
+            odd.len(),
+            odd[0]
+        )));
     }
     if !challenge.is_empty() && !course.is_empty() {
         return Err(bad(format!(
@@ -468,15 +599,21 @@ fn list_images(dir: &Path, prefix: &str) -> Result<(Vec<PathBuf>, Naming), DataE
             course.len()
         )));
     }
-    let (mut items, naming, first) =
-        if course.is_empty() { (challenge, Naming::Challenge, 1) } else { (course, Naming::Course, 0) };
+    let (mut items, naming, first) = if course.is_empty() {
+        (challenge, Naming::Challenge, 1)
+    } else {
+        (course, Naming::Course, 0)
+    };
     items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     for (k, (i, p)) in items.iter().enumerate() {
         if *i != k + first {
             let reason = if k > 0 && items[k - 1].0 == *i {
                 format!("image number {i} appears twice ({})", p.display())
             } else {
-                format!("image number {} is missing (numbering starts at {first} and must have no gaps)", k + first)
+                format!(
+                    "image number {} is missing (numbering starts at {first} and must have no gaps)",
+                    k + first
+                )
             };
             return Err(bad(reason));
         }
@@ -500,11 +637,23 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(parse_challenge_name("train-0001_nsd-00013", "train"), Some(1));
-        assert_eq!(parse_challenge_name("test-0159_nsd-72949", "test"), Some(159));
+        assert_eq!(
+            parse_challenge_name("train-0001_nsd-00013", "train"),
+            Some(1)
+        );
+        assert_eq!(
+            parse_challenge_name("test-0159_nsd-72949", "test"),
+            Some(159)
+        );
         assert_eq!(parse_challenge_name("train-0001", "train"), None);
-        assert_eq!(mask_class("lh.prf-visualrois_challenge_space.npy"), Some((Naming::Challenge, "prf-visualrois".into())));
-        assert_eq!(mask_class("rh.floc-faces_space.npy"), Some((Naming::Course, "floc-faces".into())));
+        assert_eq!(
+            mask_class("lh.prf-visualrois_challenge_space.npy"),
+            Some((Naming::Challenge, "prf-visualrois".into()))
+        );
+        assert_eq!(
+            mask_class("rh.floc-faces_space.npy"),
+            Some((Naming::Course, "floc-faces".into()))
+        );
         assert_eq!(mask_class("lh.floc-faces_fsaverage_space.npy"), None);
         assert_eq!(mask_class("lh.all-vertices_fsaverage_space.npy"), None);
         assert_eq!(mask_class("mapping_streams.npy"), None);

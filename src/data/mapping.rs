@@ -25,13 +25,23 @@ pub fn read_mapping(path: &Path) -> Result<BTreeMap<i32, String>, DataError> {
     if header.dtype != Some(Dtype::Object) {
         return Err(DataError::NotADict {
             path: path.to_path_buf(),
-            found: format!("a numeric array (dtype {}, shape {:?})", header.descr, header.shape),
+            found: format!(
+                "a numeric array (dtype {}, shape {:?})",
+                header.descr, header.shape
+            ),
         });
     }
     let mut payload = Vec::new();
-    file.read_to_end(&mut payload).map_err(|e| DataError::io(path, "read", e))?;
-    let value = unpickle(&payload).map_err(|reason| DataError::Pickle { path: path.to_path_buf(), reason })?;
-    let dict = find_dict(&value).map_err(|found| DataError::NotADict { path: path.to_path_buf(), found })?;
+    file.read_to_end(&mut payload)
+        .map_err(|e| DataError::io(path, "read", e))?;
+    let value = unpickle(&payload).map_err(|reason| DataError::Pickle {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let dict = find_dict(&value).map_err(|found| DataError::NotADict {
+        path: path.to_path_buf(),
+        found,
+    })?;
     let mut out = BTreeMap::new();
     for (k, v) in dict {
         let key = as_int(&k).ok_or_else(|| DataError::NotADict {
@@ -40,7 +50,10 @@ pub fn read_mapping(path: &Path) -> Result<BTreeMap<i32, String>, DataError> {
         })?;
         let name = as_str(&v).ok_or_else(|| DataError::NotADict {
             path: path.to_path_buf(),
-            found: format!("a dict whose value for label {key} is {} (expected str names)", v.type_name()),
+            found: format!(
+                "a dict whose value for label {key} is {} (expected str names)",
+                v.type_name()
+            ),
         })?;
         out.insert(key, name);
     }
@@ -66,11 +79,17 @@ fn find_dict(value: &PyObj) -> Result<Vec<(PyObj, PyObj)>, String> {
                 return Err("a numpy array with unexpected state".into());
             };
             if !shape.is_empty() {
-                let dims: Vec<String> = shape.iter().map(|d| match d {
-                    PyObj::Int(i) => i.to_string(),
-                    _ => "?".into(),
-                }).collect();
-                return Err(format!("an object array of shape ({}), not a single dict", dims.join(", ")));
+                let dims: Vec<String> = shape
+                    .iter()
+                    .map(|d| match d {
+                        PyObj::Int(i) => i.to_string(),
+                        _ => "?".into(),
+                    })
+                    .collect();
+                return Err(format!(
+                    "an object array of shape ({}), not a single dict",
+                    dims.join(", ")
+                ));
             }
             match data {
                 PyObj::List(items) => match items.borrow().as_slice() {
@@ -87,17 +106,23 @@ fn find_dict(value: &PyObj) -> Result<Vec<(PyObj, PyObj)>, String> {
 
 /// Is `obj` a `numpy.core.multiarray.scalar(dtype, bytes)` call? Returns (dtype str, bytes).
 fn numpy_scalar(obj: &PyObj) -> Option<(String, Vec<u8>)> {
-    let PyObj::Object(inst) = obj else { return None };
+    let PyObj::Object(inst) = obj else {
+        return None;
+    };
     let inst = inst.borrow();
     match inst.func.as_global() {
         Some((m, "scalar")) if m.ends_with("core.multiarray") => {}
         _ => return None,
     }
-    let (Some(PyObj::Object(dt)), Some(PyObj::Bytes(bytes))) = (inst.args.first(), inst.args.get(1)) else {
+    let (Some(PyObj::Object(dt)), Some(PyObj::Bytes(bytes))) =
+        (inst.args.first(), inst.args.get(1))
+    else {
         return None;
     };
     let dt = dt.borrow();
-    let Some(PyObj::Str(code)) = dt.args.first() else { return None };
+    let Some(PyObj::Str(code)) = dt.args.first() else {
+        return None;
+    };
     // Byte order is the second field of the dtype's BUILD state: (3, '<', ...).
     let order = match &dt.state {
         Some(PyObj::Tuple(s)) => match s.get(1) {
@@ -126,7 +151,9 @@ fn as_int(obj: &PyObj) -> Option<i32> {
                 (b'u', 1) => b[0] as i64,
                 (b'u', 2) => u16::from_le_bytes([b[0], b[1]]) as i64,
                 (b'u', 4) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                (b'u', 8) => i64::try_from(u64::from_le_bytes(b.as_slice().try_into().ok()?)).ok()?,
+                (b'u', 8) => {
+                    i64::try_from(u64::from_le_bytes(b.as_slice().try_into().ok()?)).ok()?
+                }
                 _ => return None,
             };
             i32::try_from(v).ok()
@@ -148,7 +175,10 @@ fn as_str(obj: &PyObj) -> Option<String> {
                     .take_while(|&c| c != 0)
                     .map(char::from_u32)
                     .collect(),
-                b'S' => Some(String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned()),
+                b'S' => Some(
+                    String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[]))
+                        .into_owned(),
+                ),
                 _ => None,
             }
         }
@@ -170,7 +200,18 @@ pub fn write_mapping(path: &Path, labels: &BTreeMap<i32, String>) -> Result<(), 
     p.op(b'(').int(1).op(b')');
     p.global("numpy", "dtype");
     p.str("O8").op(0x89).op(0x88).op(0x87).put().op(b'R').put(); // ('O8', False, True) -> dtype
-    p.op(b'(').int(3).str("|").op(b'N').op(b'N').op(b'N').int(-1).int(-1).int(63).op(b't').put().op(b'b');
+    p.op(b'(')
+        .int(3)
+        .str("|")
+        .op(b'N')
+        .op(b'N')
+        .op(b'N')
+        .int(-1)
+        .int(-1)
+        .int(63)
+        .op(b't')
+        .put()
+        .op(b'b');
     p.op(0x89); // is_fortran = False
     p.op(b']').put();
     p.op(b'}').put();
@@ -199,7 +240,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mapping_x.npy");
         let labels: BTreeMap<i32, String> =
-            [(0, "Unknown"), (1, "V1v"), (300, "FFA-1"), (70000, "ünï")].iter().map(|(k, v)| (*k, v.to_string())).collect();
+            [(0, "Unknown"), (1, "V1v"), (300, "FFA-1"), (70000, "ünï")]
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect();
         write_mapping(&path, &labels).unwrap();
         assert_eq!(read_mapping(&path).unwrap(), labels);
     }
@@ -210,6 +254,9 @@ mod tests {
         let path = dir.path().join("mapping_x.npy");
         npy::write_i32(&path, &[3], &[1, 2, 3]).unwrap();
         let err = read_mapping(&path).unwrap_err().to_string();
-        assert!(err.contains("mapping_x.npy") && err.contains("dict"), "{err}");
+        assert!(
+            err.contains("mapping_x.npy") && err.contains("dict"),
+            "{err}"
+        );
     }
 }

@@ -143,7 +143,9 @@ pub enum DataError {
         rows: usize,
     },
     /// Image files are named inconsistently (gaps, duplicates, mixed namings).
-    #[error("{dir}: {reason}; fix: name images train-0001_nsd-XXXXX.png (1-based) or 0.png, 1.png, ... (0-based)")]
+    #[error(
+        "{dir}: {reason}; fix: name images train-0001_nsd-XXXXX.png (1-based) or 0.png, 1.png, ... (0-based)"
+    )]
     ImageNames {
         /// The image folder.
         dir: PathBuf,
@@ -165,7 +167,9 @@ pub enum DataError {
         vertices: usize,
     },
     /// A mask uses a label that its mapping file does not name.
-    #[error("{path} uses label {label}, which {mapping} does not name; fix: use the mapping file of the same release")]
+    #[error(
+        "{path} uses label {label}, which {mapping} does not name; fix: use the mapping file of the same release"
+    )]
     UnknownLabel {
         /// The mask file.
         path: PathBuf,
@@ -203,7 +207,9 @@ pub enum DataError {
         dir: PathBuf,
     },
     /// An ROI set string that cannot be parsed.
-    #[error("cannot parse ROI set '{0}'; fix: use set1, set2, set3, none or a comma-separated list of ROI names")]
+    #[error(
+        "cannot parse ROI set '{0}'; fix: use set1, set2, set3, none or a comma-separated list of ROI names"
+    )]
     BadRoiSet(String),
     /// A voxel mask built for another subject (different vertex counts).
     #[error(
@@ -247,6 +253,10 @@ pub const FIX_ROOT: &str = "point at the dataset root that holds <subject>/train
 impl DataError {
     /// Wrap an I/O error with the file and action involved.
     pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), action, source }
+        DataError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
     }
 }

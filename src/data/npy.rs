@@ -86,7 +86,11 @@ fn parse_descr(descr: &str) -> Option<Dtype> {
         _ => ("", descr),
     };
     let kind = ty.chars().next()?;
-    let size: usize = if ty.len() > 1 { ty[1..].parse().ok()? } else { 0 };
+    let size: usize = if ty.len() > 1 {
+        ty[1..].parse().ok()?
+    } else {
+        0
+    };
     if order == ">" && size > 1 {
         return None; // big-endian: not supported
     }
@@ -135,7 +139,10 @@ impl LitParser<'_> {
             self.i += 1;
             Ok(())
         } else {
-            Err(format!("expected '{}' at header byte {}", c as char, self.i))
+            Err(format!(
+                "expected '{}' at header byte {}",
+                c as char, self.i
+            ))
         }
     }
 
@@ -150,7 +157,12 @@ impl LitParser<'_> {
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(c) if c == close => {}
-                _ => return Err(format!("expected ',' or '{}' at header byte {}", close as char, self.i)),
+                _ => {
+                    return Err(format!(
+                        "expected ',' or '{}' at header byte {}",
+                        close as char, self.i
+                    ));
+                }
             }
         }
     }
@@ -208,10 +220,16 @@ impl LitParser<'_> {
                 if self.s.get(self.i) == Some(&b'L') {
                     self.i += 1;
                 }
-                text.parse().map(Lit::Int).map_err(|_| format!("bad integer '{text}' in header"))
+                text.parse()
+                    .map(Lit::Int)
+                    .map_err(|_| format!("bad integer '{text}' in header"))
             }
             _ => {
-                for (word, lit) in [("True", Lit::Bool(true)), ("False", Lit::Bool(false)), ("None", Lit::None)] {
+                for (word, lit) in [
+                    ("True", Lit::Bool(true)),
+                    ("False", Lit::Bool(false)),
+                    ("None", Lit::None),
+                ] {
                     if self.s[self.i..].starts_with(word.as_bytes()) {
                         self.i += word.len();
                         return Ok(lit);
@@ -225,21 +243,30 @@ impl LitParser<'_> {
 
 /// Read and parse the header of an `.npy` file from `reader` (positioned at the start).
 pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, DataError> {
-    let bad = |reason: String| DataError::NpyFormat { path: path.to_path_buf(), reason };
+    let bad = |reason: String| DataError::NpyFormat {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut pre = [0u8; 8];
-    reader.read_exact(&mut pre).map_err(|_| bad("file shorter than the npy preamble".into()))?;
+    reader
+        .read_exact(&mut pre)
+        .map_err(|_| bad("file shorter than the npy preamble".into()))?;
     if &pre[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic (not an .npy file)".into()));
     }
     let (len, pre_len) = match pre[6] {
         1 => {
             let mut b = [0u8; 2];
-            reader.read_exact(&mut b).map_err(|_| bad("truncated header length".into()))?;
+            reader
+                .read_exact(&mut b)
+                .map_err(|_| bad("truncated header length".into()))?;
             (u16::from_le_bytes(b) as usize, 10)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            reader.read_exact(&mut b).map_err(|_| bad("truncated header length".into()))?;
+            reader
+                .read_exact(&mut b)
+                .map_err(|_| bad("truncated header length".into()))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
         v => return Err(bad(format!("unknown npy format version {v}"))),
@@ -248,7 +275,9 @@ pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, Da
         return Err(bad(format!("header length {len} is implausible")));
     }
     let mut text = vec![0u8; len];
-    reader.read_exact(&mut text).map_err(|_| bad("truncated header".into()))?;
+    reader
+        .read_exact(&mut text)
+        .map_err(|_| bad("truncated header".into()))?;
     let lit = LitParser { s: &text, i: 0 }.value().map_err(bad)?;
     let Lit::Dict(pairs) = lit else {
         return Err(bad("header is not a dict".into()));
@@ -260,8 +289,16 @@ pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, Da
             (Lit::Str(k), Lit::Seq(_)) if k == "descr" => descr = Some("structured".to_string()),
             (Lit::Str(k), Lit::Bool(b)) if k == "fortran_order" => fortran = Some(b),
             (Lit::Str(k), Lit::Seq(dims)) if k == "shape" => {
-                let dims: Option<Vec<usize>> =
-                    dims.iter().map(|d| if let Lit::Int(n) = d { usize::try_from(*n).ok() } else { None }).collect();
+                let dims: Option<Vec<usize>> = dims
+                    .iter()
+                    .map(|d| {
+                        if let Lit::Int(n) = d {
+                            usize::try_from(*n).ok()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
                 shape = Some(dims.ok_or_else(|| bad("shape holds a non-integer".into()))?);
             }
             _ => {}
@@ -354,7 +391,9 @@ impl NpyMatrix {
             }
         };
         if h.fortran_order && rows > 1 && cols > 1 {
-            return Err(DataError::FortranOrder { path: path.to_path_buf() });
+            return Err(DataError::FortranOrder {
+                path: path.to_path_buf(),
+            });
         }
         // SAFETY: the file is opened read-only; the map is only read. Another process truncating
         // the file while mapped would fault, as with any mmap-based reader (numpy's included).
@@ -363,14 +402,28 @@ impl NpyMatrix {
             .checked_mul(cols)
             .and_then(|n| n.checked_mul(dtype.size()))
             .and_then(|n| n.checked_add(h.data_offset))
-            .ok_or_else(|| DataError::NpyFormat { path: path.to_path_buf(), reason: "shape overflows".into() })?;
+            .ok_or_else(|| DataError::NpyFormat {
+                path: path.to_path_buf(),
+                reason: "shape overflows".into(),
+            })?;
         if map.len() < need {
             return Err(DataError::NpyFormat {
                 path: path.to_path_buf(),
-                reason: format!("truncated: shape {:?} needs {need} bytes, file has {}", h.shape, map.len()),
+                reason: format!(
+                    "truncated: shape {:?} needs {need} bytes, file has {}",
+                    h.shape,
+                    map.len()
+                ),
             });
         }
-        Ok(NpyMatrix { path: path.to_path_buf(), map, dtype, rows, cols, offset: h.data_offset })
+        Ok(NpyMatrix {
+            path: path.to_path_buf(),
+            map,
+            dtype,
+            rows,
+            cols,
+            offset: h.data_offset,
+        })
     }
 
     /// The file this array was mapped from.
@@ -395,7 +448,11 @@ impl NpyMatrix {
 
     fn row_bytes(&self, row: usize) -> Result<&[u8], DataError> {
         if row >= self.rows {
-            return Err(DataError::RowOutOfRange { path: self.path.clone(), row, rows: self.rows });
+            return Err(DataError::RowOutOfRange {
+                path: self.path.clone(),
+                row,
+                rows: self.rows,
+            });
         }
         let w = self.cols * self.dtype.size();
         let start = self.offset + row * w;
@@ -405,7 +462,11 @@ impl NpyMatrix {
     /// Row `row` borrowed from the map when the file is f32 and aligned (zero-copy), else `None`.
     pub fn row_f32_borrowed(&self, row: usize) -> Result<Option<&[f32]>, DataError> {
         let bytes = self.row_bytes(row)?;
-        Ok(if self.dtype == Dtype::F32 { bytemuck::try_cast_slice(bytes).ok() } else { None })
+        Ok(if self.dtype == Dtype::F32 {
+            bytemuck::try_cast_slice(bytes).ok()
+        } else {
+            None
+        })
     }
 
     /// Copy row `row` into `out` (length `cols`), converting f64/f16 to f32.
@@ -440,8 +501,19 @@ impl NpyMatrix {
     /// converting others through one reusable buffer. The map's pages are released every
     /// [`RELEASE_EVERY_BYTES`] and at the end (see [`NpyMatrix::release_all`]), so streaming a
     /// whole file adds at most that much to peak RSS.
-    pub fn for_rows(&self, rows: &[usize], mut f: impl FnMut(usize, &[f32])) -> Result<(), DataError> {
-        let mut buf = vec![0f32; if self.dtype == Dtype::F32 { 0 } else { self.cols }];
+    pub fn for_rows(
+        &self,
+        rows: &[usize],
+        mut f: impl FnMut(usize, &[f32]),
+    ) -> Result<(), DataError> {
+        let mut buf = vec![
+            0f32;
+            if self.dtype == Dtype::F32 {
+                0
+            } else {
+                self.cols
+            }
+        ];
         let mut since = 0;
         for (i, &r) in rows.iter().enumerate() {
             if let Some(row) = self.row_f32_borrowed(r)? {
@@ -472,7 +544,10 @@ impl NpyMatrix {
             // SAFETY: the map is a read-only MAP_SHARED file mapping. MADV_DONTNEED only discards
             // page-table entries; any later read (including through a borrowed row slice) faults
             // the same file contents back in, so no memory visible to Rust changes.
-            let _ = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+            };
         }
     }
 
@@ -508,11 +583,16 @@ pub fn read_int_vector(path: &Path, what: &str) -> Result<Vec<i32>, DataError> {
         Some(d) => d,
     };
     let mut bytes = Vec::with_capacity(n * dtype.size());
-    file.read_to_end(&mut bytes).map_err(|e| DataError::io(path, "read", e))?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, "read", e))?;
     if bytes.len() < n * dtype.size() {
         return Err(DataError::NpyFormat {
             path: path.to_path_buf(),
-            reason: format!("truncated: {n} values need {} bytes, found {}", n * dtype.size(), bytes.len()),
+            reason: format!(
+                "truncated: {n} values need {} bytes, found {}",
+                n * dtype.size(),
+                bytes.len()
+            ),
         });
     }
     let non_integral = |v: f64| DataError::Dtype {
@@ -552,9 +632,16 @@ pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
-        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     let total = MAGIC.len() + 4 + dict.len() + 1;
     let pad = (64 - total % 64) % 64;
     dict.extend(std::iter::repeat_n(' ', pad));
@@ -569,7 +656,10 @@ pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
 
 /// Write `bytes` to `path` through a temporary sibling file renamed into place, so a failure
 /// never leaves a half-written file.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), DataError> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), DataError> {
     let tmp = tmp_path(path);
     let result = (|| {
         let file = File::create(&tmp)?;
@@ -585,7 +675,10 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) ->
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -631,60 +724,117 @@ fn check_len(path: &Path, shape: &[usize], len: usize) -> Result<(), DataError> 
     if n != len {
         return Err(DataError::Write {
             path: path.to_path_buf(),
-            reason: format!("shape {shape:?} holds {n} values but {len} were given (a bug in the caller)"),
+            reason: format!(
+                "shape {shape:?} holds {n} values but {len} were given (a bug in the caller)"
+            ),
         });
     }
     Ok(())
 }
 
-/// Streams a 2-D `<f4` array to disk row by row (for arrays too big to hold), writing to a
-/// temporary file that [`F32RowWriter::finish`] renames into place.
-pub struct F32RowWriter {
+/// Streams a 2-D float array (`<f4`, `<f8` or `<f2`) to disk row by row, for arrays too big
+/// to hold. It writes to a temporary sibling that [`RowWriter::finish`] renames into place; a
+/// writer dropped before `finish` removes its temporary file, so failures leave nothing behind.
+pub struct RowWriter {
     path: PathBuf,
     tmp: PathBuf,
-    w: BufWriter<File>,
+    w: Option<BufWriter<File>>,
+    dtype: Dtype,
     cols: usize,
     rows_left: usize,
+    bytes: Vec<u8>,
 }
 
-impl F32RowWriter {
-    /// Start writing a `[rows, cols]` f32 array to `path`.
-    pub fn create(path: &Path, rows: usize, cols: usize) -> Result<Self, DataError> {
+impl RowWriter {
+    /// Start writing a `[rows, cols]` array of `dtype` (F16, F32 or F64) to `path`.
+    pub fn create(path: &Path, dtype: Dtype, rows: usize, cols: usize) -> Result<Self, DataError> {
+        let descr = match dtype {
+            Dtype::F16 => "<f2",
+            Dtype::F32 => "<f4",
+            Dtype::F64 => "<f8",
+            other => {
+                return Err(DataError::Write {
+                    path: path.to_path_buf(),
+                    reason: format!("RowWriter writes float arrays, not {}", other.numpy_name()),
+                });
+            }
+        };
         let tmp = tmp_path(path);
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, "create", e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        w.write_all(&header_bytes("<f4", &[rows, cols])).map_err(|e| DataError::io(&tmp, "write", e))?;
-        Ok(F32RowWriter { path: path.to_path_buf(), tmp, w, cols, rows_left: rows })
+        let mut me = RowWriter {
+            path: path.to_path_buf(),
+            tmp,
+            w: None,
+            dtype,
+            cols,
+            rows_left: rows,
+            bytes: Vec::with_capacity(cols * dtype.size()),
+        };
+        w.write_all(&header_bytes(descr, &[rows, cols]))
+            .map_err(|e| DataError::io(&me.tmp, "write", e))?;
+        me.w = Some(w);
+        Ok(me)
     }
 
-    /// Append one row of `cols` values.
+    /// Append one row of `cols` values (converted to the file's dtype, little-endian).
     pub fn write_row(&mut self, row: &[f32]) -> Result<(), DataError> {
         if row.len() != self.cols || self.rows_left == 0 {
             return Err(DataError::Write {
                 path: self.path.clone(),
-                reason: format!("row of {} values (expected {}, {} rows left)", row.len(), self.cols, self.rows_left),
+                reason: format!(
+                    "row of {} values (expected {}, {} rows left)",
+                    row.len(),
+                    self.cols,
+                    self.rows_left
+                ),
             });
         }
-        self.w.write_all(bytemuck::cast_slice(row)).map_err(|e| DataError::io(&self.tmp, "write", e))?;
+        self.bytes.clear();
+        match self.dtype {
+            Dtype::F32 if cfg!(target_endian = "little") => {
+                self.bytes.extend_from_slice(bytemuck::cast_slice(row))
+            }
+            Dtype::F32 => row
+                .iter()
+                .for_each(|v| self.bytes.extend_from_slice(&v.to_le_bytes())),
+            Dtype::F64 => row
+                .iter()
+                .for_each(|v| self.bytes.extend_from_slice(&(*v as f64).to_le_bytes())),
+            _ => row.iter().for_each(|v| {
+                self.bytes
+                    .extend_from_slice(&f16::from_f32(*v).to_le_bytes())
+            }),
+        }
+        let w = self.w.as_mut().expect("writer present until finish");
+        w.write_all(&self.bytes)
+            .map_err(|e| DataError::io(&self.tmp, "write", e))?;
         self.rows_left -= 1;
         Ok(())
     }
 
     /// Check every row was written, flush and move the file into place.
-    pub fn finish(self) -> Result<(), DataError> {
+    pub fn finish(mut self) -> Result<(), DataError> {
         if self.rows_left != 0 {
-            let _ = std::fs::remove_file(&self.tmp);
             return Err(DataError::Write {
-                path: self.path,
+                path: self.path.clone(),
                 reason: format!("{} rows were never written", self.rows_left),
             });
         }
-        let tmp = self.tmp.clone();
-        let done = self.w.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).and_then(|_| std::fs::rename(&tmp, &self.path));
-        done.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            DataError::io(&self.path, "write", e)
-        })
+        let w = self.w.take().expect("writer present until finish");
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .and_then(|_| std::fs::rename(&self.tmp, &self.path))
+            .map_err(|e| DataError::io(&self.path, "write", e))
+    }
+}
+
+impl Drop for RowWriter {
+    fn drop(&mut self) {
+        // Unfinished (or failed): remove the temporary file. After a successful finish the
+        // temporary name no longer exists and this is a no-op.
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -702,6 +852,29 @@ mod tests {
         assert_eq!(parse_descr("|O"), Some(Dtype::Object));
         assert_eq!(parse_descr(">f4"), None);
         assert_eq!(parse_descr("<U3"), None);
+    }
+
+    #[test]
+    fn row_writer_round_trips_every_float_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        for dtype in [Dtype::F32, Dtype::F64, Dtype::F16] {
+            let p = dir.path().join(format!("{dtype:?}.npy"));
+            let mut w = RowWriter::create(&p, dtype, 2, 3).unwrap();
+            w.write_row(&[0.5, -2.0, 3.25]).unwrap();
+            w.write_row(&[1.0, 0.0, -0.125]).unwrap();
+            w.finish().unwrap();
+            let m = NpyMatrix::open(&p, "t").unwrap();
+            assert_eq!((m.dtype(), m.rows(), m.cols()), (dtype, 2, 3));
+            let mut row = vec![0.0; 3];
+            m.read_row_into(1, &mut row).unwrap();
+            assert_eq!(row, vec![1.0, 0.0, -0.125]);
+        }
+        // Unfinished writers leave nothing behind.
+        let p = dir.path().join("partial.npy");
+        let mut w = RowWriter::create(&p, Dtype::F32, 2, 1).unwrap();
+        w.write_row(&[1.0]).unwrap();
+        assert!(w.finish().is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]

@@ -85,7 +85,14 @@ impl PyObj {
 /// Run the pickle machine over `data` and return the pickled value.
 /// Errors are plain descriptions; the caller adds the file name.
 pub fn unpickle(data: &[u8]) -> Result<PyObj, String> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() }.run()
+    Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Vec::new(),
+    }
+    .run()
 }
 
 struct Machine<'a> {
@@ -98,9 +105,16 @@ struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-            format!("pickle truncated at byte {} (wanted {n} more bytes)", self.pos)
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| {
+                format!(
+                    "pickle truncated at byte {} (wanted {n} more bytes)",
+                    self.pos
+                )
+            })?;
         let s: &'a [u8] = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -128,18 +142,26 @@ impl<'a> Machine<'a> {
 
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or("pickle truncated in a text line")?;
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("pickle truncated in a text line")?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
     }
 
     fn pop(&mut self) -> Result<PyObj, String> {
-        self.stack.pop().ok_or_else(|| format!("pickle stack underflow at byte {}", self.pos))
+        self.stack
+            .pop()
+            .ok_or_else(|| format!("pickle stack underflow at byte {}", self.pos))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<PyObj>, String> {
-        let mark = self.marks.pop().ok_or_else(|| format!("pickle MARK missing at byte {}", self.pos))?;
+        let mark = self
+            .marks
+            .pop()
+            .ok_or_else(|| format!("pickle MARK missing at byte {}", self.pos))?;
         if mark > self.stack.len() {
             return Err(format!("pickle MARK beyond stack at byte {}", self.pos));
         }
@@ -148,7 +170,9 @@ impl<'a> Machine<'a> {
 
     fn top(&mut self) -> Result<&mut PyObj, String> {
         let pos = self.pos;
-        self.stack.last_mut().ok_or_else(|| format!("pickle stack empty at byte {pos}"))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| format!("pickle stack empty at byte {pos}"))
     }
 
     fn memo_put(&mut self, idx: usize) -> Result<(), String> {
@@ -164,7 +188,12 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_get(&mut self, idx: usize) -> Result<(), String> {
-        let v = self.memo.get(idx).cloned().flatten().ok_or_else(|| format!("memo entry {idx} missing"))?;
+        let v = self
+            .memo
+            .get(idx)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| format!("memo entry {idx} missing"))?;
         self.stack.push(v);
         Ok(())
     }
@@ -176,7 +205,10 @@ impl<'a> Machine<'a> {
             return Ok(());
         }
         if b.len() > 8 {
-            return Err(format!("integer of {} bytes does not fit in 64 bits", b.len()));
+            return Err(format!(
+                "integer of {} bytes does not fit in 64 bits",
+                b.len()
+            ));
         }
         let neg = b[b.len() - 1] & 0x80 != 0;
         let mut buf = if neg { [0xffu8; 8] } else { [0u8; 8] };
@@ -223,7 +255,7 @@ impl<'a> Machine<'a> {
                 0x95 => {
                     self.take(8)?; // FRAME len (frames are just hints)
                 }
-                b'.' => return self.pop(), // STOP
+                b'.' => return self.pop(),                 // STOP
                 b'(' => self.marks.push(self.stack.len()), // MARK
                 b'0' => {
                     self.pop()?; // POP
@@ -273,16 +305,24 @@ impl<'a> Machine<'a> {
                 }
                 b'L' => {
                     let s = self.line()?; // LONG (protocol 0)
-                    let v = s.trim().trim_end_matches('L').parse().map_err(|_| format!("bad LONG '{s}'"))?;
+                    let v = s
+                        .trim()
+                        .trim_end_matches('L')
+                        .parse()
+                        .map_err(|_| format!("bad LONG '{s}'"))?;
                     self.stack.push(PyObj::Int(v));
                 }
                 b'G' => {
                     let b = self.take(8)?; // BINFLOAT (big-endian)
-                    self.stack.push(PyObj::Float(f64::from_be_bytes(b.try_into().expect("8 bytes"))));
+                    self.stack.push(PyObj::Float(f64::from_be_bytes(
+                        b.try_into().expect("8 bytes"),
+                    )));
                 }
                 b'F' => {
                     let s = self.line()?;
-                    self.stack.push(PyObj::Float(s.trim().parse().map_err(|_| format!("bad FLOAT '{s}'"))?));
+                    self.stack.push(PyObj::Float(
+                        s.trim().parse().map_err(|_| format!("bad FLOAT '{s}'"))?,
+                    ));
                 }
                 0x8c | b'X' | 0x8d => {
                     // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
@@ -292,7 +332,8 @@ impl<'a> Machine<'a> {
                         _ => self.u64()?,
                     };
                     let b = self.take(n)?;
-                    let s = std::str::from_utf8(b).map_err(|_| format!("invalid UTF-8 string at byte {at}"))?;
+                    let s = std::str::from_utf8(b)
+                        .map_err(|_| format!("invalid UTF-8 string at byte {at}"))?;
                     self.stack.push(PyObj::Str(s.to_owned()));
                 }
                 b'V' => {
@@ -301,7 +342,11 @@ impl<'a> Machine<'a> {
                 }
                 b'U' | b'T' => {
                     // SHORT_BINSTRING, BINSTRING (Python 2 str)
-                    let n = if op == b'U' { self.u8()? as usize } else { self.u32()? };
+                    let n = if op == b'U' {
+                        self.u8()? as usize
+                    } else {
+                        self.u32()?
+                    };
                     let b = self.take(n)?.to_vec();
                     self.stack.push(PyObj::Bytes(b));
                 }
@@ -339,7 +384,9 @@ impl<'a> Machine<'a> {
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.stack.push(PyObj::Tuple(items));
                 }
-                b']' => self.stack.push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self
+                    .stack
+                    .push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
                 b'l' => {
                     let items = self.pop_mark()?;
                     self.stack.push(PyObj::List(Rc::new(RefCell::new(items))));
@@ -354,7 +401,9 @@ impl<'a> Machine<'a> {
                     let target = self.top()?.clone();
                     self.add_items(&target, items)?;
                 }
-                b'}' => self.stack.push(PyObj::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self
+                    .stack
+                    .push(PyObj::Dict(Rc::new(RefCell::new(Vec::new())))),
                 b'd' => {
                     let items = self.pop_mark()?;
                     let d = PyObj::Dict(Rc::new(RefCell::new(Vec::new())));
@@ -372,8 +421,17 @@ impl<'a> Machine<'a> {
                     let target = self.top()?.clone();
                     self.set_items(&target, items)?;
                 }
-                0x8f => {
-                    let items = self.pop_mark()?; // EMPTY_SET + ADDITEMS / FROZENSET: keep as list
+                // Sets are kept as lists: EMPTY_SET, ADDITEMS, FROZENSET.
+                0x8f => self
+                    .stack
+                    .push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    self.add_items(&target, items)?;
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
                     self.stack.push(PyObj::List(Rc::new(RefCell::new(items))));
                 }
                 b'c' => {
@@ -385,7 +443,9 @@ impl<'a> Machine<'a> {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (PyObj::Str(module), PyObj::Str(name)) => self.stack.push(PyObj::Global { module, name }),
+                        (PyObj::Str(module), PyObj::Str(name)) => {
+                            self.stack.push(PyObj::Global { module, name })
+                        }
                         _ => return Err(format!("STACK_GLOBAL without two strings at byte {at}")),
                     }
                 }
@@ -395,9 +455,19 @@ impl<'a> Machine<'a> {
                     let func = self.pop()?;
                     let args = match args {
                         PyObj::Tuple(a) => a,
-                        other => return Err(format!("call arguments are {} at byte {at}", other.type_name())),
+                        other => {
+                            return Err(format!(
+                                "call arguments are {} at byte {at}",
+                                other.type_name()
+                            ));
+                        }
                     };
-                    self.stack.push(PyObj::Object(Rc::new(RefCell::new(Instance { func, args, state: None }))));
+                    self.stack
+                        .push(PyObj::Object(Rc::new(RefCell::new(Instance {
+                            func,
+                            args,
+                            state: None,
+                        }))));
                 }
                 0x92 => {
                     // NEWOBJ_EX cls, args, kwargs
@@ -406,15 +476,27 @@ impl<'a> Machine<'a> {
                     let func = self.pop()?;
                     let args = match args {
                         PyObj::Tuple(a) => a,
-                        other => return Err(format!("call arguments are {} at byte {at}", other.type_name())),
+                        other => {
+                            return Err(format!(
+                                "call arguments are {} at byte {at}",
+                                other.type_name()
+                            ));
+                        }
                     };
-                    self.stack.push(PyObj::Object(Rc::new(RefCell::new(Instance { func, args, state: None }))));
+                    self.stack
+                        .push(PyObj::Object(Rc::new(RefCell::new(Instance {
+                            func,
+                            args,
+                            state: None,
+                        }))));
                 }
                 b'b' => {
                     let state = self.pop()?; // BUILD
                     match self.top()? {
                         PyObj::Object(inst) => inst.borrow_mut().state = Some(state),
-                        other => return Err(format!("BUILD on {} at byte {at}", other.type_name())),
+                        other => {
+                            return Err(format!("BUILD on {} at byte {at}", other.type_name()));
+                        }
                     }
                 }
                 b'p' => {
@@ -448,7 +530,9 @@ impl<'a> Machine<'a> {
                     self.memo_get(idx)?;
                 }
                 other => {
-                    return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {at}"));
+                    return Err(format!(
+                        "unsupported pickle opcode 0x{other:02x} at byte {at}"
+                    ));
                 }
             }
         }
@@ -465,7 +549,10 @@ pub struct PickleWriter {
 impl PickleWriter {
     /// Start a protocol 3 pickle.
     pub fn new() -> Self {
-        PickleWriter { out: vec![0x80, 3], memo: 0 }
+        PickleWriter {
+            out: vec![0x80, 3],
+            memo: 0,
+        }
     }
 
     /// `GLOBAL module name`, memoised.
@@ -564,13 +651,67 @@ mod tests {
     #[test]
     fn reads_what_it_writes() {
         let mut w = PickleWriter::new();
-        w.op(b'}').put().op(b'(').int(1).str("a").int(70000).str("b").int(-5).str("c").op(b'u');
+        w.op(b'}')
+            .put()
+            .op(b'(')
+            .int(1)
+            .str("a")
+            .int(70000)
+            .str("b")
+            .int(-5)
+            .str("c")
+            .op(b'u');
         let bytes = w.finish();
         let v = unpickle(&bytes).unwrap();
-        let PyObj::Dict(d) = v else { panic!("not a dict: {v:?}") };
+        let PyObj::Dict(d) = v else {
+            panic!("not a dict: {v:?}")
+        };
         let d = d.borrow();
-        let keys: Vec<i64> = d.iter().map(|(k, _)| if let PyObj::Int(i) = k { *i } else { 0 }).collect();
+        let keys: Vec<i64> = d
+            .iter()
+            .map(|(k, _)| if let PyObj::Int(i) = k { *i } else { 0 })
+            .collect();
         assert_eq!(keys, vec![1, 70000, -5]);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `pickle.dumps({1: 'V1v', 300: 'FFA-1', 70000: 'x', -2: 'neg'}, protocol=p)` from CPython
+    /// 3.11 for p = 0, 2, 4 (p = 4 adds `5: frozenset([1])`).
+    #[test]
+    fn reads_cpython_protocols() {
+        let cases = [
+            "286470300a49310a565631760a70310a73493330300a564646412d310a70320a734937303030300a56780a70330a73492d320a566e65670a70340a732e",
+            "80027d7100284b01580300000056317671014d2c0158050000004646412d3171024a7011010058010000007871034afeffffff58030000006e65677104752e",
+            "80049533000000000000007d94284b018c03563176944d2c018c054646412d31944a701101008c0178944afeffffff8c036e6567944b05284b019194752e",
+        ];
+        for c in cases {
+            let PyObj::Dict(d) = unpickle(&hex(c)).unwrap() else {
+                panic!("not a dict")
+            };
+            let d = d.borrow();
+            let pairs: Vec<(i64, String)> = d
+                .iter()
+                .filter_map(|(k, v)| match (k, v) {
+                    (PyObj::Int(k), PyObj::Str(v)) => Some((*k, v.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                pairs,
+                vec![
+                    (1, "V1v".into()),
+                    (300, "FFA-1".into()),
+                    (70000, "x".into()),
+                    (-2, "neg".into())
+                ]
+            );
+        }
     }
 
     #[test]
@@ -579,6 +720,9 @@ mod tests {
         w.op(b'}').put().op(b'(').int(1).str("abc").op(b'u');
         let bytes = w.finish();
         let err = unpickle(&bytes[..bytes.len() - 6]).unwrap_err();
-        assert!(err.contains("truncated") || err.contains("underflow") || err.contains("MARK"), "{err}");
+        assert!(
+            err.contains("truncated") || err.contains("underflow") || err.contains("MARK"),
+            "{err}"
+        );
     }
 }

@@ -85,11 +85,23 @@ pub struct ModelSection {
     pub dropout_in: f64,
     /// Dropout inside each residual block.
     pub dropout_block: f64,
+    /// Channels of the `[C, s, s]` map the MLP projects to (the upsampler's input).
+    pub proj_channels: usize,
+    /// The upsampler's `block_out_channels` (diffusers order; each a multiple of 32, the
+    /// upsampler's GroupNorm groups).
+    pub upsampler_channels: Vec<usize>,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { hidden: 2048, blocks: 4, dropout_in: 0.5, dropout_block: 0.3 }
+        Self {
+            hidden: 2048,
+            blocks: 4,
+            dropout_in: 0.5,
+            dropout_block: 0.3,
+            proj_channels: 64,
+            upsampler_channels: vec![64, 128, 256],
+        }
     }
 }
 

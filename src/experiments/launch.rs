@@ -115,3 +115,39 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Options of a detached training launch (the `brainscope train` flags).
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// Device override.
+    pub device: Option<String>,
+    /// Epochs override.
+    pub epochs: Option<usize>,
+    /// Start over, discarding the run state.
+    pub restart: bool,
+}
+
+/// The command line of a detached trainer: `train ID --foreground --dir DIR [...]`.
+pub fn trainer_args(id: &str, experiments_dir: &Path, options: &LaunchOptions) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["train".into(), id.into(), "--foreground".into(), "--dir".into(), experiments_dir.into()];
+    if let Some(d) = &options.device {
+        args.extend(["--device".into(), d.into()]);
+    }
+    if let Some(n) = options.epochs {
+        args.extend(["--epochs".into(), n.to_string().into()]);
+    }
+    if options.restart {
+        args.push("--restart".into());
+    }
+    args
+}
+
+/// Start (or resume) experiment `id` of `experiments_dir` as a detached `exe train ... --foreground`
+/// (what the console's `s` and `brainscope train` do). Returns the trainer's pid once it has
+/// recorded its start.
+pub fn start_training(exe: &Path, experiments_dir: &Path, id: &str, options: &LaunchOptions) -> Result<u32, LaunchError> {
+    let experiments_dir = std::path::absolute(experiments_dir)
+        .map_err(|source| LaunchError::Io { path: experiments_dir.to_path_buf(), source })?;
+    let dir = experiments_dir.join(id);
+    launch(exe, &trainer_args(id, &experiments_dir, options), &dir, Duration::from_secs(30))
+}

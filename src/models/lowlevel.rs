@@ -22,12 +22,24 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Initializer, Param};
+use burn::module::{Initializer, ModuleVisitor, Param};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::Distribution;
 use burn::tensor::activation::silu;
+
+use crate::models::vae::{DIFFUSERS_REMAP, DIFFUSERS_SAVE_REMAP, Decoder, DecoderConfig};
+use crate::models::weights::{self, WeightsError, WeightsSpec};
+
+/// How [`LowLevelModel::load`] reads a state dict (one safetensors file, diffusers key fix-ups
+/// for the upsampler's attention, every tensor required and used).
+const LOWLEVEL_SPEC: WeightsSpec<'static> = WeightsSpec {
+    model: "low-level model (Voxel2StableDiffusionModel)",
+    files: &["model.safetensors"],
+    remap: DIFFUSERS_REMAP,
+    allow_unused: false,
+    get_from: "a checkpoint written by `brainscope train`, or `save_file(model.state_dict())` of the paper's PyTorch model",
+};
 
 /// Errors of building, saving and loading the low-level model.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +55,12 @@ pub enum LowLevelError {
         /// What went wrong.
         msg: String,
     },
-    /// Reading the weights failed or they do not fit the config.
-    #[error(
-        "cannot load low-level model weights from {path}: {msg}; expected a safetensors state dict of Voxel2StableDiffusionModel made with the same config"
-    )]
-    Load {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        msg: String,
-    },
+    /// The weights file does not exist.
+    #[error("low-level model weights {0} do not exist; expected a safetensors state dict written by `brainscope train`")]
+    Missing(PathBuf),
+    /// Reading the weights failed or they do not fit the config (the message names the file).
+    #[error("{0} (was the checkpoint made with another model config?)")]
+    Weights(#[from] WeightsError),
 }
 
 /// Configuration of [`LowLevelModel`]. Defaults are the paper's (except `input_voxels`).
@@ -156,16 +164,32 @@ impl LowLevelConfig {
         let (h, c, s) = (self.hidden, self.proj_channels, self.proj_size);
         let linear = |d_in: usize, d_out: usize| xavier_linear(d_in, d_out, device);
         let norm = || LayerNormConfig::new(h).init(device);
-        LowLevelModel {
+        let model = LowLevelModel {
             lin0: (linear(self.input_voxels, h), norm()),
             mlp: (0..self.blocks).map(|_| (linear(h, h), norm())).collect(),
             lin1: linear(h, c * s * s),
             norm: GroupNormConfig::new(1, c).init(device),
+            upsampler: DecoderConfig::new(c, self.out_channels, self.block_out_channels.clone(), self.layers_per_block)
+                .with_norm_num_groups(self.norm_groups)
+                .init(device),
             drop_in: DropoutConfig::new(self.dropout_in).init(),
             drop_block: DropoutConfig::new(self.dropout_block).init(),
             proj_channels: c,
             proj_size: s,
-        }
+        };
+        // The upsampler's parameters are drawn lazily; draw them now, in module order, so the
+        // seed fixes them too.
+        model.visit(&mut ForceInit);
+        model
+    }
+}
+
+/// Touches every float parameter, which initialises lazy ones.
+struct ForceInit;
+
+impl ModuleVisitor for ForceInit {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
     }
 }
 
@@ -194,6 +218,8 @@ pub struct LowLevelModel {
     pub lin1: Linear,
     /// GroupNorm(1, C) on the map.
     pub norm: GroupNorm,
+    /// diffusers `Decoder` from the `[B, C, s, s]` map to the latent.
+    pub upsampler: Decoder,
     /// Dropout after the input layer.
     pub drop_in: Dropout,
     /// Dropout in the residual blocks.
@@ -218,32 +244,28 @@ impl LowLevelModel {
         self.norm.forward(x)
     }
 
-    /// Save the weights as a PyTorch-layout safetensors state dict (atomic: temp file + rename).
+    /// The whole model: `x` `[batch, V]` -> latents `[batch, out_channels, s*2^(n-1), s*2^(n-1)]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<4> {
+        self.upsampler.forward(self.forward_features(x))
+    }
+
+    /// Save the weights as a PyTorch-layout safetensors state dict (diffusers keys for the
+    /// upsampler; atomic: temp file + rename).
     pub fn save(&self, path: &Path) -> Result<(), LowLevelError> {
-        let err = |msg: String| LowLevelError::Save { path: path.to_path_buf(), msg };
         let tmp = path.with_extension("safetensors.tmp");
-        let mut store = SafetensorsStore::from_file(&tmp).with_to_adapter(BurnToPyTorchAdapter).overwrite(true);
-        self.save_into(&mut store).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        weights::save_module(self, &tmp, DIFFUSERS_SAVE_REMAP)?;
+        std::fs::rename(&tmp, path).map_err(|e| LowLevelError::Save { path: path.to_path_buf(), msg: e.to_string() })
     }
 
     /// Build the model for `config` and load a PyTorch-layout safetensors state dict into it
-    /// (one written by [`LowLevelModel::save`] or by PyTorch's `save_file(model.state_dict())`).
+    /// (one written by [`LowLevelModel::save`] or PyTorch's `save_file(model.state_dict())`).
     /// Every parameter must be present with the right shape, and no extra tensor may remain.
     pub fn load(config: &LowLevelConfig, path: &Path, device: &Device) -> Result<Self, LowLevelError> {
-        let err = |msg: String| LowLevelError::Load { path: path.to_path_buf(), msg };
         if !path.is_file() {
-            return Err(err("no such file".into()));
+            return Err(LowLevelError::Missing(path.to_path_buf()));
         }
         let mut model = config.init(device, 0);
-        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).validate(true);
-        let result = model.load_from(&mut store).map_err(|e| err(e.to_string()))?;
-        if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
-            return Err(err(format!(
-                "missing {:?}, unexpected {:?}, errors {:?}",
-                result.missing, result.unused, result.errors
-            )));
-        }
+        weights::load_module_file(&mut model, path, &LOWLEVEL_SPEC)?;
         Ok(model)
     }
 }

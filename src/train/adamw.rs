@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -96,6 +97,46 @@ impl AdamWConfig {
 struct Moments {
     m: Vec<f32>,
     v: Vec<f32>,
+    /// Whether this optimizer already moved the parameter into a huge-page buffer.
+    param_relocated: bool,
+}
+
+impl Moments {
+    fn zeros(n: usize) -> Self {
+        Self { m: zeroed_buffer(n), v: zeroed_buffer(n), param_relocated: false }
+    }
+}
+
+/// Buffers at least this large (in values) are backed by transparent huge pages.
+const HUGE_MIN: usize = 1 << 20;
+
+/// A zero-filled buffer; large ones are advised to use transparent huge pages (2 MiB) before
+/// the first touch, which cuts TLB misses of the streaming update (the OS may ignore it).
+fn zeroed_buffer(n: usize) -> Vec<f32> {
+    if n < HUGE_MIN {
+        return vec![0.0; n];
+    }
+    let mut buf = Vec::<f32>::with_capacity(n);
+    advise_huge_pages(buf.as_mut_ptr(), n);
+    buf.resize(n, 0.0);
+    buf
+}
+
+/// `madvise(MADV_HUGEPAGE)` on the whole 2 MiB pages inside `[ptr, ptr + n)`.
+fn advise_huge_pages(ptr: *mut f32, n: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).div_ceil(HUGE) * HUGE;
+        let end = (ptr as usize + n * 4) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside an allocation we own; madvise only changes paging
+            // policy and its failure is harmless (ignored).
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, n);
 }
 
 /// AdamW with PyTorch's arithmetic and a fused CPU update. Built by [`AdamWConfig::init`].
@@ -202,7 +243,11 @@ impl AdamW {
     /// must belong to a parameter of the same size.
     pub fn load<M: Module>(path: &Path, model: &M) -> Result<Self, AdamWError> {
         let corrupt = |msg: String| AdamWError::Corrupt { path: path.to_path_buf(), msg };
-        let bytes = std::fs::read(path).map_err(|source| AdamWError::Io { path: path.to_path_buf(), source })?;
+        let io = |source| AdamWError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the checkpoint file is not modified while loading (checkpoints are written to
+        // a temporary file and renamed into place).
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("brainscope-adamw-1") {
@@ -227,7 +272,11 @@ impl AdamW {
                 if view.dtype() != safetensors::Dtype::F32 {
                     return Err(corrupt(format!("{name} is {:?}, expected F32", view.dtype())));
                 }
-                Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+                let mut out = zeroed_buffer(view.data().len() / 4);
+                for (o, b) in out.iter_mut().zip(view.data().chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                Ok(out)
             };
             let (m, v) = (to_vec(&view)?, to_vec(&v_view)?);
             match sizes.get(param) {
@@ -245,10 +294,36 @@ impl AdamW {
                 }
                 Some(_) => {}
             }
-            states.insert(param.to_string(), Moments { m, v });
+            states.insert(param.to_string(), Moments { m, v, param_relocated: false });
         }
         Ok(Self { config, step, states })
     }
+}
+
+/// Every float parameter of `model` as `(path, decays)`, in module order: which group
+/// [`AdamW::step`] puts it in (see [`decays`]).
+pub fn param_groups<M: Module>(model: &M) -> Vec<(String, bool)> {
+    struct Groups {
+        path: Vec<(String, String)>,
+        out: Vec<(String, bool)>,
+    }
+    impl ModuleVisitor for Groups {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.push((name.to_string(), container_type.to_string()));
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+            let path = self.path.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(".");
+            let module_type = self.path.last().map(|(_, t)| t.as_str()).unwrap_or("");
+            let d = decays(&path, module_type);
+            self.out.push((path, d));
+        }
+    }
+    let mut v = Groups { path: Vec::new(), out: Vec::new() };
+    model.visit(&mut v);
+    v.out
 }
 
 /// Parameter path -> number of values, for checking a loaded state.
@@ -304,7 +379,7 @@ impl ModuleMapper for StepMapper<'_> {
         let state = self
             .states
             .entry(path.clone())
-            .or_insert_with(|| Moments { m: vec![0.0; numel], v: vec![0.0; numel] });
+            .or_insert_with(|| Moments::zeros(numel));
         assert_eq!(state.m.len(), numel, "AdamW state of '{path}' does not match the parameter size");
 
         let context = AutodiffContext::capture(&tensor);
@@ -367,6 +442,13 @@ fn update_tensor<const D: usize>(
             if !(p.is_contiguous() && p.layout().start_offset() == 0) {
                 p = p.to_contiguous();
             }
+            if !state.param_relocated && p.layout().num_elements() >= HUGE_MIN {
+                // Once: copy the parameter into a huge-page buffer that is then updated in place.
+                let mut buf = zeroed_buffer(p.layout().num_elements());
+                buf.copy_from_slice(p.as_slice::<f32>().expect("contiguous f32 parameter"));
+                p = FlexTensor::from_data(TensorData::new(buf, p.layout().shape().clone()));
+            }
+            state.param_relocated = true;
             let g = if g.as_slice::<f32>().is_some() { g } else { g.to_contiguous() };
             let gs = g.as_slice::<f32>().expect("contiguous f32 gradient");
             // Copy-on-write only when someone else still holds the parameter's storage.
@@ -445,41 +527,77 @@ fn update_scalar(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &Ste
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    //! AVX2 version of [`super::update_scalar`]: 8 values per instruction, same operations in
-    //! the same order (no fused multiply-add), so results equal the scalar path.
+    //! AVX2 version of [`super::update_scalar`]: 8 values per instruction, the same operations
+    //! in the same order (no fused multiply-add), so results equal the scalar path bit for bit.
+    //!
+    //! The loop is written in assembly because the crate is built at opt-level 1 with debug
+    //! assertions in dev/test, where the intrinsics' wrappers (stack spills, per-load overlap
+    //! checks) made the update 2.5x slower than the same code at opt-level 3.
     use super::StepScalars;
     use std::arch::x86_64::*;
 
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2; the four slices must have the same length.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn update_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &StepScalars) {
         let n = p.len();
-        let blocks = n / 8;
-        let (w1, beta2, w2) = (_mm256_set1_ps(s.w1), _mm256_set1_ps(s.beta2), _mm256_set1_ps(s.w2));
-        let (bc2, eps) = (_mm256_set1_ps(s.bc2_sqrt), _mm256_set1_ps(s.eps));
-        let (decay, step) = (_mm256_set1_ps(s.decay), _mm256_set1_ps(s.step_size));
-        let (pp, gp, mp, vp) = (p.as_mut_ptr(), g.as_ptr(), m.as_mut_ptr(), v.as_mut_ptr());
-        for b in 0..blocks {
-            let i = b * 8;
-            // SAFETY: i + 8 <= n for all four slices (same length, checked by the caller).
+        let n8 = n / 8 * 8;
+        if n8 > 0 {
+            let (w1, beta2, w2) = (_mm256_set1_ps(s.w1), _mm256_set1_ps(s.beta2), _mm256_set1_ps(s.w2));
+            let (bc2, eps) = (_mm256_set1_ps(s.bc2_sqrt), _mm256_set1_ps(s.eps));
+            let (decay, step) = (_mm256_set1_ps(s.decay), _mm256_set1_ps(s.step_size));
+            // SAFETY: every access is at index i..i+8 with i + 8 <= n8 <= n for all four slices,
+            // which do not overlap (one &mut and shared borrows of distinct buffers).
             unsafe {
-                let gi = _mm256_loadu_ps(gp.add(i));
-                let mi = _mm256_loadu_ps(mp.add(i));
-                let vi = _mm256_loadu_ps(vp.add(i));
-                let pi = _mm256_loadu_ps(pp.add(i));
-                let mi = _mm256_add_ps(mi, _mm256_mul_ps(w1, _mm256_sub_ps(gi, mi)));
-                let vi = _mm256_add_ps(_mm256_mul_ps(vi, beta2), _mm256_mul_ps(_mm256_mul_ps(w2, gi), gi));
-                let denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
-                let upd = _mm256_mul_ps(step, _mm256_div_ps(mi, denom));
-                let pi = _mm256_sub_ps(_mm256_mul_ps(pi, decay), upd);
-                _mm256_storeu_ps(pp.add(i), pi);
-                _mm256_storeu_ps(mp.add(i), mi);
-                _mm256_storeu_ps(vp.add(i), vi);
+                std::arch::asm!(
+                    "2:",
+                    "vmovups {g}, ymmword ptr [{gp} + {i}*4]",
+                    "vmovups {m}, ymmword ptr [{mp} + {i}*4]",
+                    "vsubps {t}, {g}, {m}",          // g - m
+                    "vmulps {t}, {t}, {w1}",         // w1 * (g - m)
+                    "vaddps {m}, {m}, {t}",          // m + w1 * (g - m)
+                    "vmovups ymmword ptr [{mp} + {i}*4], {m}",
+                    "vmovups {v}, ymmword ptr [{vp} + {i}*4]",
+                    "vmulps {v}, {v}, {beta2}",      // v * beta2
+                    "vmulps {t}, {g}, {w2}",         // w2 * g
+                    "vmulps {t}, {t}, {g}",          // w2 * g * g
+                    "vaddps {v}, {v}, {t}",
+                    "vmovups ymmword ptr [{vp} + {i}*4], {v}",
+                    "vsqrtps {t}, {v}",
+                    "vdivps {t}, {t}, {bc2}",        // sqrt(v) / bc2_sqrt
+                    "vaddps {t}, {t}, {eps}",        // denom
+                    "vdivps {m}, {m}, {t}",          // m / denom
+                    "vmulps {m}, {m}, {step}",       // step_size * (m / denom)
+                    "vmovups {p}, ymmword ptr [{pp} + {i}*4]",
+                    "vmulps {p}, {p}, {decay}",      // p * (1 - lr * wd)
+                    "vsubps {p}, {p}, {m}",
+                    "vmovups ymmword ptr [{pp} + {i}*4], {p}",
+                    "add {i}, 8",
+                    "cmp {i}, {n}",
+                    "jb 2b",
+                    i = inout(reg) 0usize => _,
+                    n = in(reg) n8,
+                    pp = in(reg) p.as_mut_ptr(),
+                    gp = in(reg) g.as_ptr(),
+                    mp = in(reg) m.as_mut_ptr(),
+                    vp = in(reg) v.as_mut_ptr(),
+                    w1 = in(ymm_reg) w1,
+                    beta2 = in(ymm_reg) beta2,
+                    w2 = in(ymm_reg) w2,
+                    bc2 = in(ymm_reg) bc2,
+                    eps = in(ymm_reg) eps,
+                    decay = in(ymm_reg) decay,
+                    step = in(ymm_reg) step,
+                    g = out(ymm_reg) _,
+                    m = out(ymm_reg) _,
+                    v = out(ymm_reg) _,
+                    p = out(ymm_reg) _,
+                    t = out(ymm_reg) _,
+                    options(nostack),
+                );
             }
         }
-        let t = blocks * 8;
-        super::update_scalar(&mut p[t..], &g[t..], &mut m[t..], &mut v[t..], s);
+        super::update_scalar(&mut p[n8..], &g[n8..], &mut m[n8..], &mut v[n8..], s);
     }
 }
 
