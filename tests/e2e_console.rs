@@ -15,7 +15,7 @@ const TOML: &str = r#"id = 92
 description = "tiny e2e experiment"
 
 [data]
-root = "demo-data"
+root = "no-data"
 roi_set = "set3"
 vae = "weights/demo/vae"
 

@@ -33,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("the console needs a terminal; for scripts use `brainscope status --json`");
     }
+    ensure_demo_data(&dir)?;
     let exe = std::env::current_exe().context("cannot find the brainscope executable (needed to start training)")?;
     let project = Project::open(&dir, Probe::system());
     let stop = termination_flag().context("installing signal handlers")?;
@@ -46,4 +47,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = event::run(&mut guard.terminal, &mut app, &stop);
     drop(guard);
     result.context("console terminal I/O")
+}
+
+/// Generate the demo dataset (with a progress bar, before the full-screen UI) when an
+/// experiment points at a missing `demo-data` folder.
+fn ensure_demo_data(experiments_dir: &std::path::Path) -> anyhow::Result<()> {
+    let project_dir = experiments_dir.parent().unwrap_or(experiments_dir);
+    let Ok(entries) = std::fs::read_dir(experiments_dir) else { return Ok(()) };
+    let mut roots: Vec<PathBuf> = entries
+        .flatten()
+        .filter_map(|e| crate::experiments::config::ExperimentConfig::load(&e.path()).ok())
+        .map(|c| crate::experiments::config::ExperimentConfig::resolve(project_dir, &c.data.root))
+        .filter(|root| root.file_name().is_some_and(|n| n == "demo-data") && !root.exists())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    for root in roots {
+        eprintln!("first use: generating the demo dataset in {}", root.display());
+        crate::demo::ensure_demo(&root).with_context(|| format!("generating the demo data in {}", root.display()))?;
+    }
+    Ok(())
 }

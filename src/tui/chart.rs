@@ -101,6 +101,90 @@ pub fn downsample_minmax(
     out
 }
 
+/// Block size of the finest pyramid level: 2^BASE points.
+const BASE: u32 = 4;
+
+fn lower(a: f64, b: f64) -> bool {
+    b < a || (a.is_nan() && !b.is_nan())
+}
+
+fn higher(a: f64, b: f64) -> bool {
+    b > a || (a.is_nan() && !b.is_nan())
+}
+
+/// Min/max pyramid over an append-only series: level `k` holds, for each block of
+/// `2^(4+k)` consecutive points, the indices of its smallest and largest value. Appending is
+/// O(log n); [`candidates`](Self::candidates) returns O(buckets) indices whose min/max
+/// envelope equals the full series' at that resolution (up to block boundaries), so drawing a
+/// live chart costs the same for a million points as for a thousand.
+#[derive(Debug, Default, Clone)]
+pub struct MinMaxPyramid {
+    levels: Vec<Vec<(u32, u32)>>,
+}
+
+impl MinMaxPyramid {
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.levels.clear();
+    }
+
+    /// Record that `ys` grew by one value (the last one).
+    pub fn push(&mut self, ys: &[f64]) {
+        let Some(idx) = ys.len().checked_sub(1) else { return };
+        let v = ys[idx];
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        for (k, level) in self.levels.iter_mut().enumerate() {
+            let j = idx >> (BASE as usize + k);
+            if j == level.len() {
+                level.push((idx as u32, idx as u32));
+            } else {
+                let (lo, hi) = &mut level[j];
+                if lower(ys[*lo as usize], v) {
+                    *lo = idx as u32;
+                }
+                if higher(ys[*hi as usize], v) {
+                    *hi = idx as u32;
+                }
+            }
+        }
+        // Grow a coarser level once the top one has two blocks.
+        if let Some(top) = self.levels.last()
+            && top.len() >= 2
+        {
+            let (a, b) = (top[0], top[1]);
+            let lo = if lower(ys[a.0 as usize], ys[b.0 as usize]) { b.0 } else { a.0 };
+            let hi = if higher(ys[a.1 as usize], ys[b.1 as usize]) { b.1 } else { a.1 };
+            self.levels.push(vec![(lo, hi)]);
+        }
+    }
+
+    /// Rebuild from a whole series.
+    pub fn rebuild(&mut self, ys: &[f64]) {
+        self.clear();
+        for n in 1..=ys.len() {
+            self.push(&ys[..n]);
+        }
+    }
+
+    /// Ascending indices to downsample into `buckets` buckets instead of all `n` points;
+    /// `None` when the series is short enough to scan whole.
+    pub fn candidates(&self, n: usize, buckets: usize) -> Option<Vec<usize>> {
+        let per_bucket = n / (2 * buckets.max(1));
+        let k = (0..self.levels.len()).rev().find(|&k| (1usize << (BASE as usize + k)) <= per_bucket)?;
+        let mut out = Vec::with_capacity(self.levels[k].len() * 2);
+        for &(lo, hi) in &self.levels[k] {
+            let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+            out.push(a as usize);
+            if b != a {
+                out.push(b as usize);
+            }
+        }
+        Some(out)
+    }
+}
+
 /// y bounds of several series with a little headroom; `(0, 1)` when empty.
 pub fn y_bounds<'a>(series: impl Iterator<Item = &'a [(f64, f64)]>) -> [f64; 2] {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -160,6 +244,22 @@ mod tests {
         assert!(d.contains(&(123_456.0, 10.0)));
         assert!(d.contains(&(654_321.0, -10.0)));
         assert!(d.windows(2).all(|w| w[0].0 <= w[1].0), "x stays ascending");
+    }
+
+    #[test]
+    fn pyramid_candidates_keep_the_extremes() {
+        let n = 300_000;
+        let mut ys = Vec::new();
+        let mut p = MinMaxPyramid::default();
+        for i in 0..n {
+            ys.push(if i == 123_456 { 100.0 } else if i == 250_001 { -100.0 } else { (i % 13) as f64 });
+            p.push(&ys);
+        }
+        let idx = p.candidates(n, 100).expect("long series use the pyramid");
+        assert!(idx.len() <= 8 * 100, "O(buckets) candidates, got {}", idx.len());
+        assert!(idx.contains(&123_456) && idx.contains(&250_001));
+        assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        assert!(p.candidates(500, 100).is_none(), "short series are scanned whole");
     }
 
     #[test]

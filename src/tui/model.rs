@@ -7,7 +7,7 @@
 
 use crate::experiments::config::{ExperimentConfig, CONFIG_FILE};
 use crate::experiments::state::{read_status, files, MetricRecord, RunPaths, RunState, RunStatus, Split};
-use crate::tui::chart::Ema;
+use crate::tui::chart::{Ema, MinMaxPyramid};
 use crate::tui::tail::{MetricsTailer, TailUpdate};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
@@ -101,6 +101,11 @@ pub struct Experiment {
     pub recon_epochs: Vec<usize>,
     /// Bumped whenever anything above changes (chart caches key on it).
     pub generation: u64,
+    /// Min/max pyramids over (loss, smoothed loss, learning rate; NaN where absent), for
+    /// downsampling live charts in O(width).
+    pub pyramids: [MinMaxPyramid; 3],
+    lr_values: Vec<f64>,
+    loss_values: Vec<f64>,
     best: Option<ValPoint>,
     ema: Ema,
     tailer: MetricsTailer,
@@ -136,6 +141,9 @@ impl Experiment {
             log_tail: Vec::new(),
             recon_epochs: Vec::new(),
             generation: 0,
+            pyramids: Default::default(),
+            lr_values: Vec::new(),
+            loss_values: Vec::new(),
             best: None,
             ema: Ema::new(smoothing),
             tailer,
@@ -216,6 +224,9 @@ impl Experiment {
             self.train.clear();
             self.val.clear();
             self.smoothed.clear();
+            self.loss_values.clear();
+            self.lr_values.clear();
+            self.pyramids.iter_mut().for_each(MinMaxPyramid::clear);
             self.best = None;
             self.corrupt_lines = 0;
             self.ema.reset();
@@ -234,6 +245,11 @@ impl Experiment {
                 if let Some(loss) = r.loss {
                     self.train.push(TrainPoint { step: r.step, epoch: r.epoch, t: r.t, loss, lr: r.lr });
                     self.smoothed.push(self.ema.push(loss));
+                    self.loss_values.push(loss);
+                    self.lr_values.push(r.lr.unwrap_or(f64::NAN));
+                    self.pyramids[0].push(&self.loss_values);
+                    self.pyramids[1].push(&self.smoothed);
+                    self.pyramids[2].push(&self.lr_values);
                 }
             }
             Split::Val => {
@@ -255,6 +271,7 @@ impl Experiment {
         }
         self.ema = Ema::new(weight);
         self.smoothed = self.train.iter().map(|p| self.ema.push(p.loss)).collect();
+        self.pyramids[1].rebuild(&self.smoothed);
         self.generation += 1;
     }
 
@@ -319,8 +336,13 @@ impl Experiment {
         {
             return Some(s.total_steps as f64 / s.epochs as f64);
         }
-        let first = self.train.iter().filter(|p| p.epoch == 0).map(|p| p.step).max()?;
-        Some((first + 1) as f64)
+        // Records are in epoch order: the last record of epoch 0 by binary search.
+        let n0 = self.train.partition_point(|p| p.epoch == 0);
+        let last0 = self.train.get(n0.checked_sub(1)?)?;
+        if n0 == self.train.len() {
+            return None; // epoch 0 still running: its length is unknown
+        }
+        Some(last0.step as f64)
     }
 
     /// Estimated seconds left while running: step rate over this run's records.
@@ -331,7 +353,8 @@ impl Experiment {
         let s = self.status.as_ref()?;
         let started = s.started_ms.unwrap_or(0);
         let last = self.train.last()?;
-        let first = self.train.iter().find(|p| p.t >= started)?;
+        // Records are in time order: first record of this run by binary search.
+        let first = self.train.get(self.train.partition_point(|p| p.t < started))?;
         if last.step <= first.step || last.t <= first.t {
             return None;
         }

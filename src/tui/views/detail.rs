@@ -67,10 +67,10 @@ fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     f.render_widget(gauge, area);
 }
 
-/// x of a train point: its step, or its fractional epoch.
-fn train_x(e: &Experiment, step: u64, epochs: bool) -> f64 {
-    match (epochs, e.steps_per_epoch()) {
-        (true, Some(spe)) if spe > 0.0 => step as f64 / spe,
+/// x of a train point: its step, or its fractional epoch given the steps per epoch.
+fn train_x(step: u64, per_epoch: Option<f64>) -> f64 {
+    match per_epoch {
+        Some(spe) if spe > 0.0 => step as f64 / spe,
         _ => step as f64,
     }
 }
@@ -83,17 +83,36 @@ fn ytrans(v: f64, log: bool) -> f64 {
 fn series<'a>(cache: &'a mut ChartCache, e: &Experiment, buckets: u16, x_epochs: bool, log_y: bool) -> &'a [Vec<(f64, f64)>; 3] {
     let key = (e.generation, buckets, x_epochs, log_y);
     if cache.key != key || (cache.series[0].is_empty() && !e.train.is_empty()) {
+        let spe = if x_epochs { e.steps_per_epoch() } else { None };
         let (x0, x1) = match (e.train.first(), e.train.last()) {
-            (Some(a), Some(b)) => (train_x(e, a.step, x_epochs), train_x(e, b.step, x_epochs)),
+            (Some(a), Some(b)) => (train_x(a.step, spe), train_x(b.step, spe)),
             _ => (0.0, 1.0),
         };
-        let xs = || e.train.iter().map(|p| train_x(e, p.step, x_epochs));
         let b = buckets as usize;
-        cache.series = [
-            downsample_minmax(xs(), e.train.iter().map(|p| ytrans(p.loss, log_y)), x0, x1, b),
-            downsample_minmax(xs(), e.smoothed.iter().map(|&v| ytrans(v, log_y)), x0, x1, b),
-            downsample_minmax(xs(), e.train.iter().map(|p| ytrans(p.lr.unwrap_or(f64::NAN), log_y)), x0, x1, b),
-        ];
+        let n = e.train.len();
+        let y = |k: usize, i: usize| match k {
+            0 => e.train[i].loss,
+            1 => e.smoothed[i],
+            _ => e.train[i].lr.unwrap_or(f64::NAN),
+        };
+        let one = |k: usize| match e.pyramids[k].candidates(n, b) {
+            // Long histories: only the pyramid's per-block extremes (O(width) points).
+            Some(idx) => downsample_minmax(
+                idx.iter().map(|&i| train_x(e.train[i].step, spe)),
+                idx.iter().map(|&i| ytrans(y(k, i), log_y)),
+                x0,
+                x1,
+                b,
+            ),
+            None => downsample_minmax(
+                e.train.iter().map(|p| train_x(p.step, spe)),
+                (0..n).map(|i| ytrans(y(k, i), log_y)),
+                x0,
+                x1,
+                b,
+            ),
+        };
+        cache.series = [one(0), one(1), one(2)];
         cache.key = key;
     }
     &cache.series
