@@ -12,7 +12,7 @@ use crate::tui::event::{apply_fs_events, watch};
 use crate::tui::image::ImageCache;
 use crate::tui::keys::Action;
 use crate::tui::model::{Probe, Project};
-use crate::tui::tail::TailUpdate;
+use crate::experiments::metrics::TailUpdate;
 use crate::tui::views::{self, Theme};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_style(ProgressStyle::with_template("feeding histories {bar:30} {pos}/{len}").expect("valid template"));
     let start = Instant::now();
     for (k, e) in project.experiments.iter_mut().enumerate() {
-        e.apply(TailUpdate { reset: false, records: history(args.points, k), corrupt: 0 });
+        e.apply(TailUpdate { reset: false, records: history(args.points, k), skipped: 0 });
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -125,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step += 1;
         let r = MetricRecord { t: 1_000 * step, epoch: 0, step, split: Split::Train, loss: Some(0.2), l1: None, lr: Some(1e-4) };
         let sel = app.visible()[app.selected];
-        app.project.experiments[sel].apply(TailUpdate { reset: false, records: vec![r], corrupt: 0 });
+        app.project.experiments[sel].apply(TailUpdate { reset: false, records: vec![r], skipped: 0 });
     })?;
     println!("  detail frame, +1 point     {live:>9.2} ms (downsampled via the min/max pyramid)");
     // Scaling of the live detail frame with history length: one experiment of each size.
@@ -133,14 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let d = tmp.join(format!("scale-{n}"));
         write_experiment(&d, 1)?;
         let mut p = Project::open(&d, Probe::system());
-        p.experiments[0].apply(TailUpdate { reset: false, records: history(n, 0), corrupt: 0 });
+        p.experiments[0].apply(TailUpdate { reset: false, records: history(n, 0), skipped: 0 });
         let mut a = App::new(p, ImageCache::off(), Theme { color: true }, None);
         a.apply(Action::Open);
         let mut step = n as u64;
         let ms = frame_times(&mut a, &mut term, args.frames, |a| {
             step += 1;
             let r = MetricRecord { t: 1_000 * step, epoch: 0, step, split: Split::Train, loss: Some(0.2), l1: None, lr: None };
-            a.project.experiments[0].apply(TailUpdate { reset: false, records: vec![r], corrupt: 0 });
+            a.project.experiments[0].apply(TailUpdate { reset: false, records: vec![r], skipped: 0 });
         })?;
         println!("  detail frame, {n:>9} pts {ms:>9.2} ms (+1 point per frame)");
     }

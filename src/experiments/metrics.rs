@@ -37,7 +37,7 @@ pub fn read_metrics(path: &Path) -> std::io::Result<(Vec<MetricRecord>, usize)> 
 }
 
 /// New records found by one [`MetricsTail::poll`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct TailUpdate {
     /// The file was truncated or replaced since the last poll: forget earlier records; `records`
     /// then holds the whole new file.
@@ -46,6 +46,13 @@ pub struct TailUpdate {
     pub records: Vec<MetricRecord>,
     /// Complete lines that did not parse (skipped).
     pub skipped: usize,
+}
+
+impl TailUpdate {
+    /// Whether anything changed for the caller.
+    pub fn is_empty(&self) -> bool {
+        !self.reset && self.records.is_empty() && self.skipped == 0
+    }
 }
 
 /// Incremental reader of one `metrics.jsonl`: each [`poll`](Self::poll) returns only what was
@@ -69,6 +76,11 @@ impl MetricsTail {
     /// The file being tailed.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes consumed so far (complete lines plus a buffered partial line).
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Read what was appended since the last poll.

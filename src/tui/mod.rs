@@ -1,6 +1,6 @@
 //! The console (ratatui): experiment table, detail with live charts, gallery, help.
 //!
-//! [`model`] reads the contract files incrementally ([`tail`] tails metrics.jsonl), [`app`]
+//! [`model`] reads the contract files incrementally (`experiments::metrics::MetricsTail` tails metrics.jsonl), [`app`]
 //! holds the state and applies [`keys`] actions, [`views`] draws, [`event`] runs the loop,
 //! [`image`] encodes images off the UI thread, [`terminal`] guarantees the terminal is restored.
 
@@ -10,6 +10,5 @@ pub mod event;
 pub mod image;
 pub mod keys;
 pub mod model;
-pub mod tail;
 pub mod terminal;
 pub mod views;

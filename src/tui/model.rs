@@ -8,7 +8,7 @@
 use crate::experiments::config::{ExperimentConfig, CONFIG_FILE};
 use crate::experiments::state::{read_status, files, MetricRecord, RunPaths, RunState, RunStatus, Split};
 use crate::tui::chart::{Ema, MinMaxPyramid};
-use crate::tui::tail::{MetricsTailer, TailUpdate};
+use crate::experiments::metrics::{MetricsTail, TailUpdate};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -108,7 +108,7 @@ pub struct Experiment {
     loss_values: Vec<f64>,
     best: Option<ValPoint>,
     ema: Ema,
-    tailer: MetricsTailer,
+    tailer: MetricsTail,
     config_stamp: Option<Stamp>,
     log_stamp: Option<Stamp>,
     status_stamp: Option<Stamp>,
@@ -126,7 +126,7 @@ impl Experiment {
     /// An experiment folder; nothing is read until [`refresh`](Self::refresh).
     pub fn new(dir: PathBuf, smoothing: f64) -> Self {
         let id = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let tailer = MetricsTailer::new(RunPaths::new(&dir).metrics());
+        let tailer = MetricsTail::new(RunPaths::new(&dir).metrics());
         Self {
             id,
             config: Err("not read yet".into()),
@@ -231,7 +231,7 @@ impl Experiment {
             self.corrupt_lines = 0;
             self.ema.reset();
         }
-        self.corrupt_lines += update.corrupt;
+        self.corrupt_lines += update.skipped;
         for r in &update.records {
             self.push(r);
         }

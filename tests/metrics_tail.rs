@@ -2,7 +2,7 @@
 //! replacement (rename over), removal.
 
 use brainscope::experiments::state::{MetricRecord, Split};
-use brainscope::tui::tail::MetricsTailer;
+use brainscope::experiments::metrics::MetricsTail;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -24,7 +24,7 @@ fn line(r: &MetricRecord) -> String {
 fn missing_file_yields_nothing_until_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     assert!(t.poll().unwrap().is_empty());
     append(&path, &line(&rec(1, 0.5)));
     assert_eq!(t.poll().unwrap().records, vec![rec(1, 0.5)]);
@@ -35,7 +35,7 @@ fn reads_only_appended_lines() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     append(&path, &(line(&rec(1, 0.9)) + &line(&rec(2, 0.8))));
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     let u = t.poll().unwrap();
     assert!(!u.reset);
     assert_eq!(u.records, vec![rec(1, 0.9), rec(2, 0.8)]);
@@ -55,9 +55,9 @@ fn partial_last_line_waits_for_its_newline() {
     let full = line(&rec(1, 0.25));
     let (a, b) = full.split_at(17);
     append(&path, a);
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     let u = t.poll().unwrap();
-    assert!(u.records.is_empty() && u.corrupt == 0, "half a line is neither a record nor corrupt");
+    assert!(u.records.is_empty() && u.skipped == 0, "half a line is neither a record nor corrupt");
     append(&path, b);
     assert_eq!(t.poll().unwrap().records, vec![rec(1, 0.25)]);
 }
@@ -67,10 +67,10 @@ fn corrupt_complete_lines_are_counted_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     append(&path, &(line(&rec(1, 0.5)) + "{\"t\": 12, \"ep\n\n" + &line(&rec(2, 0.4))));
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     let u = t.poll().unwrap();
     assert_eq!(u.records, vec![rec(1, 0.5), rec(2, 0.4)]);
-    assert_eq!(u.corrupt, 1, "blank lines are not corrupt");
+    assert_eq!(u.skipped, 1, "blank lines are not corrupt");
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn truncation_restarts_from_the_beginning() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     append(&path, &(line(&rec(1, 0.9)) + &line(&rec(2, 0.8)) + &line(&rec(3, 0.7))));
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     assert_eq!(t.poll().unwrap().records.len(), 3);
     // Truncate in place (same inode) and write a shorter history: a restarted run.
     std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
@@ -93,7 +93,7 @@ fn replacement_by_rename_restarts_even_when_longer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     append(&path, &line(&rec(1, 0.9)));
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     assert_eq!(t.poll().unwrap().records.len(), 1);
     let tmp = dir.path().join("metrics.jsonl.tmp");
     append(&tmp, &(line(&rec(10, 0.1)) + &line(&rec(11, 0.2)) + &line(&rec(12, 0.3))));
@@ -108,7 +108,7 @@ fn removal_resets_and_a_new_file_is_read_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.jsonl");
     append(&path, &line(&rec(1, 0.9)));
-    let mut t = MetricsTailer::new(&path);
+    let mut t = MetricsTail::new(&path);
     t.poll().unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(t.poll().unwrap().reset);
