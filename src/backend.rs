@@ -42,3 +42,15 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
 pub fn default_device() -> Device {
     Device::flex()
 }
+
+/// Run `f` with burn's random generator seeded to `seed`.
+///
+/// burn keeps one generator per process, so two threads that seed and draw at the same time
+/// (parallel tests, say) would take each other's numbers. This holds a process-wide lock for the
+/// whole of `f`, making every seeded section deterministic. `f` must not call `with_seed` itself.
+pub fn with_seed<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    f()
+}

@@ -50,9 +50,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sync = |t: Tensor<4>| {
         let _ = t.into_data(); // wait for the result
     };
+    let runs = args.repeats.max(1) + 1;
+    eprintln!("burn: decode [1, 4, 64, 64] -> 512x512, {runs} runs (one warm-up)...");
     let decode_s = median_secs(args.repeats, || sync(model.decode(latent.clone())));
+    eprintln!("burn: decode median {decode_s:.2} s; encode 512x512, {runs} runs...");
     let encode_s = median_secs(args.repeats, || sync(model.encode(image.clone()).mode()));
-    let mut report = serde_json::json!({ "burn": { "decode_s": decode_s, "encode_s": encode_s } });
+    eprintln!("burn: encode median {encode_s:.2} s; now diffusers ({})...", args.reference.display());
+    let mut report = serde_json::json!({
+        "burn": { "decode_s": decode_s, "encode_s": encode_s, "fast_cpu": crate::models::fast_cpu::enabled() }
+    });
     let reference = Command::new(&args.python)
         .arg(&args.reference)
         .args(["--repeats", &args.repeats.to_string()])
@@ -70,7 +76,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report["diffusers"] = torch;
             report["ratio_burn_over_diffusers"] = ratios;
         }
-        Ok(out) => report["diffusers_error"] = String::from_utf8_lossy(&out.stderr).trim().to_string().into(),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            report["diffusers_error"] = format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
+        }
         Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
     }
     println!("{}", serde_json::to_string_pretty(&report)?);

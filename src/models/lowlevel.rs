@@ -160,7 +160,11 @@ impl LowLevelConfig {
     /// Build the model with Xavier-uniform linear weights drawn from `seed` (norms start at
     /// gamma 1, beta 0 as in PyTorch).
     pub fn init(&self, device: &Device, seed: u64) -> LowLevelModel {
-        device.seed(seed);
+        crate::backend::with_seed(device, seed, || self.init_unseeded(device))
+    }
+
+    /// [`Self::init`] drawing from whatever state burn's generator is in.
+    fn init_unseeded(&self, device: &Device) -> LowLevelModel {
         let (h, c, s) = (self.hidden, self.proj_channels, self.proj_size);
         let linear = |d_in: usize, d_out: usize| xavier_linear(d_in, d_out, device);
         let norm = || LayerNormConfig::new(h).init(device);

@@ -592,9 +592,8 @@ impl Learner {
         let x = Tensor::<2>::from_data(TensorData::new(x, [b, self.input_width]), &self.train_device); // [b, voxels]
         let y = Tensor::<4>::from_data(TensorData::new(y, [b, c, h, w]), &self.train_device); // [b, c, h, w]
         // Dropout masks drawn from a per-step seed: a resumed run draws the same ones.
-        self.train_device.seed(step_seed(self.seed, step));
         let model = self.model.take().expect("model present between steps");
-        let pred = model.forward(x); // [b, c, h, w]
+        let pred = crate::backend::with_seed(&self.train_device, step_seed(self.seed, step), || model.forward(x)); // [b, c, h, w]
         let loss = (pred - y).abs().mean(); // [1]
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &model);

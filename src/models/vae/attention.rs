@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::resnet::group_norm;
+use crate::models::fast_cpu;
 
 /// Configuration of an [`Attention`] block.
 #[derive(Config, Debug)]
@@ -64,7 +65,7 @@ impl Attention {
         let [b, c, h, w] = x.dims();
         let (heads, dh) = (self.heads, c / self.heads);
         let seq = h * w;
-        let t = self.group_norm.forward(x.clone()); // [B, C, H, W]
+        let t = fast_cpu::group_norm(&self.group_norm, x.clone(), false); // [B, C, H, W]
         let t = t.reshape([b, c, seq]).swap_dims(1, 2); // [B, HW, C]
         let split = |y: Tensor<3>| y.reshape([b, seq, heads, dh]).swap_dims(1, 2); // [B, heads, HW, dh]
         let q = split(self.to_q.forward(t.clone()));

@@ -4,6 +4,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
+use crate::models::fast_cpu;
+
 use super::config::AutoencoderKLConfig;
 use super::decoder::Decoder;
 use super::encoder::Encoder;
@@ -45,7 +47,7 @@ impl AutoencoderKL {
     pub fn encode(&self, images: Tensor<4>) -> DiagonalGaussian {
         let mut moments = self.encoder.forward(images); // [B, 2C, h, w]
         if let Some(conv) = &self.quant_conv {
-            moments = conv.forward(moments);
+            moments = fast_cpu::conv2d(conv, moments);
         }
         DiagonalGaussian::from_moments(moments)
     }
@@ -53,7 +55,7 @@ impl AutoencoderKL {
     /// Unscaled latents `[B, C, h, w]` -> images `[B, 3, h*f, w*f]` (roughly in [-1, 1]).
     pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
         let z = match &self.post_quant_conv {
-            Some(conv) => conv.forward(latents),
+            Some(conv) => fast_cpu::conv2d(conv, latents),
             None => latents,
         };
         self.decoder.forward(z)

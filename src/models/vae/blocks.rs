@@ -6,6 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionConfig};
+use crate::models::fast_cpu;
 use super::resnet::{ResnetBlock2d, ResnetBlock2dConfig, conv3x3};
 
 /// Configuration of a [`MidBlock`].
@@ -93,16 +94,13 @@ impl Upsample2d {
 
     /// `[B, C, H, W] -> [B, C, 2H, 2W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(upsample_nearest2x(x))
+        fast_cpu::conv2d(&self.conv, upsample_nearest2x(x))
     }
 }
 
 /// Nearest-neighbour x2 upsampling (`F.interpolate(scale_factor=2.0, mode="nearest")`).
 pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1]) // [B, C, H, 1, W, 1]
-        .expand([b, c, h, 2, w, 2]) // [B, C, H, 2, W, 2]
-        .reshape([b, c, 2 * h, 2 * w])
+    fast_cpu::upsample_nearest2x(x) // [B, C, 2H, 2W]
 }
 
 /// Configuration of a [`DownEncoderBlock`].

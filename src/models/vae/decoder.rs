@@ -11,7 +11,7 @@
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+use crate::models::fast_cpu;
 
 use super::blocks::{MidBlock, MidBlockConfig, UpDecoderBlock, UpDecoderBlockConfig};
 use super::resnet::{conv3x3, group_norm};
@@ -94,12 +94,12 @@ impl DecoderConfig {
 impl Decoder {
     /// `[B, in_channels, h, w] -> [B, out_channels, h * 2^(n-1), w * 2^(n-1)]`.
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv_in.forward(z); // [B, top, h, w]
+        let mut x = fast_cpu::conv2d(&self.conv_in, z); // [B, top, h, w]
         x = self.mid_block.forward(x);
         for block in &self.up_blocks {
             x = block.forward(x);
         }
-        let x = silu(self.conv_norm_out.forward(x)); // [B, first, H, W]
-        self.conv_out.forward(x) // [B, out, H, W]
+        let x = fast_cpu::group_norm(&self.conv_norm_out, x, true); // [B, first, H, W]
+        fast_cpu::conv2d(&self.conv_out, x) // [B, out, H, W]
     }
 }

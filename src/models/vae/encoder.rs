@@ -5,7 +5,7 @@
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+use crate::models::fast_cpu;
 
 use super::blocks::{DownEncoderBlock, DownEncoderBlockConfig, MidBlock, MidBlockConfig};
 use super::resnet::{conv3x3, group_norm};
@@ -77,12 +77,12 @@ impl EncoderConfig {
 impl Encoder {
     /// `[B, in, H, W] -> [B, 2 * latent, H / 2^(n-1), W / 2^(n-1)]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv_in.forward(x); // [B, c0, H, W]
+        let mut x = fast_cpu::conv2d(&self.conv_in, x); // [B, c0, H, W]
         for block in &self.down_blocks {
             x = block.forward(x);
         }
         x = self.mid_block.forward(x);
-        let x = silu(self.conv_norm_out.forward(x));
-        self.conv_out.forward(x) // [B, 2 * latent, h, w]
+        let x = fast_cpu::group_norm(&self.conv_norm_out, x, true);
+        fast_cpu::conv2d(&self.conv_out, x) // [B, 2 * latent, h, w]
     }
 }

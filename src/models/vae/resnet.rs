@@ -4,7 +4,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
+
+use crate::models::fast_cpu;
 
 /// GroupNorm epsilon used everywhere in diffusers' `AutoencoderKL` (`resnet_eps=1e-6`).
 pub const NORM_EPS: f64 = 1e-6;
@@ -65,10 +66,10 @@ impl ResnetBlock2dConfig {
 impl ResnetBlock2d {
     /// `[B, in, H, W] -> [B, out, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone()))); // [B, out, H, W]
-        let h = self.conv2.forward(silu(self.norm2.forward(h))); // [B, out, H, W]
+        let h = fast_cpu::conv2d(&self.conv1, fast_cpu::group_norm(&self.norm1, x.clone(), true)); // [B, out, H, W]
+        let h = fast_cpu::conv2d(&self.conv2, fast_cpu::group_norm(&self.norm2, h, true)); // [B, out, H, W]
         let residual = match &self.conv_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => fast_cpu::conv2d(conv, x),
             None => x,
         };
         residual + h
