@@ -4,81 +4,19 @@
 //! chart move on screen; `q` leaves a restored terminal while the detached trainer keeps
 //! going; a reopened console finds it still running; `x` + `y` stops it and it ends stopped.
 //!
-//! The project is built exactly as in `tests/train_e2e.rs` (tiny demo dataset, tiny randomly
-//! initialised AutoencoderKL, tiny model widths): this proves the console's control path, not
-//! training quality.
+//! The project is the shared one of `tests/common` (tiny demo dataset, tiny randomly initialised
+//! AutoencoderKL, tiny model widths): this proves the console's control path, not training
+//! quality.
 
-use brainscope::backend::default_device;
+mod common;
+
 use brainscope::experiments::state::{read_status, RunState};
-use brainscope::models::vae::{save_vae, AutoencoderKLConfig};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use common::{alive, Project, Session, WAIT};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brainscope");
-/// Generous upper bound for anything to appear (CI machines are slow); never a timing assertion.
-const WAIT: Duration = Duration::from_secs(30);
 /// Enough epochs that the run is still going when the console is reopened.
 const EPOCHS: usize = 500;
-
-/// A project folder with a tiny demo dataset and one tiny experiment (id 7).
-struct Project {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Project {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let data = root.join("tiny-demo");
-        let out = Command::new(BIN)
-            .args(["demo", "--out"])
-            .arg(&data)
-            .args(["--images", "96", "--test-images", "0", "--size", "32", "--seed", "5"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
-        let vae = root.join("vae");
-        let config: AutoencoderKLConfig = serde_json::from_value(serde_json::json!({
-            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-            "block_out_channels": [32, 32, 32],
-            "layers_per_block": 1,
-            "latent_channels": 4,
-            "norm_num_groups": 32,
-            "sample_size": 32
-        }))
-        .unwrap();
-        save_vae(&config.init(&default_device()), &config, &vae).unwrap();
-        let dir = root.join("experiments/7");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("experiment.toml"),
-            format!(
-                "id = 7\ndescription = \"tiny console training\"\n\
-                 [data]\nroot = \"tiny-demo\"\nroi_set = \"set3\"\nvae = \"{}\"\n\
-                 [train]\nseed = 3\nbatch_size = 8\nepochs = {EPOCHS}\nmax_lr = 3e-3\nrecon_samples = 2\n\
-                 [model]\nhidden = 64\nblocks = 1\ndropout_in = 0.1\ndropout_block = 0.1\n\
-                 proj_channels = 32\nupsampler_channels = [32, 32, 32]\n",
-                vae.display()
-            ),
-        )
-        .unwrap();
-        Self { _tmp: tmp, root }
-    }
-
-    fn status_path(&self) -> PathBuf {
-        self.root.join("experiments/7/status.json")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("experiments/7/train.log")).unwrap_or_default()
-    }
-}
 
 /// Kills the detached trainer (pid from status.json) if the test ends with it still alive.
 struct TrainerGuard(PathBuf);
@@ -92,96 +30,6 @@ impl Drop for TrainerGuard {
             // SAFETY: plain kill(2) on the trainer this test started.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The console in a pseudo-terminal, its output fed to a vt100 screen by a reader thread.
-struct Session {
-    parser: Arc<Mutex<vt100::Parser>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-}
-
-impl Session {
-    fn open(cwd: &Path) -> Self {
-        let pty = native_pty_system();
-        let pair = pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
-        let mut cmd = CommandBuilder::new(BIN);
-        cmd.args(["--image-protocol", "halfblocks"]);
-        cmd.cwd(cwd);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env_remove("NO_COLOR");
-        let child = pair.slave.spawn_command(cmd).unwrap();
-        drop(pair.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
-        let mut reader = pair.master.try_clone_reader().unwrap();
-        let p = Arc::clone(&parser);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                p.lock().unwrap().process(&buf[..n]);
-            }
-        });
-        let writer = pair.master.take_writer().unwrap();
-        Self { parser, writer, child, _master: pair.master }
-    }
-
-    fn contents(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    /// Screen rows, each cut to columns `col..col + width`.
-    fn rows(&self, col: u16, width: u16) -> Vec<String> {
-        self.parser.lock().unwrap().screen().rows(col, width).collect()
-    }
-
-    /// Poll the screen every 100 ms until `cond` returns `Some`; fail after [`WAIT`].
-    fn wait_until<T>(&self, what: &str, log: &dyn Fn() -> String, mut cond: impl FnMut(&Self) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = cond(self) {
-                return v;
-            }
-            assert!(start.elapsed() < WAIT, "waiting for {what}; screen:\n{}\ntrain.log:\n{}", self.contents(), log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn send(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
-    }
-
-    fn quit(&mut self) {
-        self.send("q");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread drain the last bytes (the restore sequences).
-                std::thread::sleep(Duration::from_millis(200));
-                break status;
-            }
-            assert!(start.elapsed() < WAIT, "console did not exit; screen:\n{}", self.contents());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "console exit status {status:?}");
-        let p = self.parser.lock().unwrap();
-        assert!(!p.screen().alternate_screen(), "still on the alternate screen");
-        assert!(!p.screen().hide_cursor(), "cursor left hidden");
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
     }
 }
 
@@ -218,7 +66,7 @@ fn train_chart(s: &Session) -> Option<Vec<String>> {
 
 #[test]
 fn start_from_keyboard_quit_reopen_and_stop() {
-    let p = Project::new();
+    let p = Project::new(EPOCHS, 8);
     let _guard = TrainerGuard(p.status_path());
     let log = || p.log();
 

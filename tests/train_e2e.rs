@@ -3,79 +3,32 @@
 //! resumed, stopped with `brainscope stop`, resumed past a truncated checkpoint, with a
 //! continuous metrics history throughout.
 //!
-//! The VAE here is a tiny randomly initialised AutoencoderKL (32 px images -> [4, 8, 8]
-//! latents): these tests prove the run machinery, not reconstruction quality (the demo VAE's
+//! The project (`tests/common`) has a tiny randomly initialised AutoencoderKL (32 px images ->
+//! [4, 8, 8] latents): these tests prove the run machinery, not reconstruction quality (the demo VAE's
 //! quality is tested with its own weights).
 
-use brainscope::backend::default_device;
+mod common;
+
 use brainscope::experiments::metrics::read_metrics;
-use brainscope::models::vae::{save_vae, AutoencoderKLConfig};
 use brainscope::experiments::state::{read_status, MetricRecord, RunState, Split};
 use brainscope::train::checkpoint::CheckpointStore;
 use brainscope::train::trainer::CheckpointMeta;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::{Project, BIN};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_brainscope");
-/// Training images of the tiny demo: 29 validation rows (30 %), 67 training rows.
-const N_IMAGES: usize = 96;
+/// Training rows of the tiny demo (70 % of `common::N_IMAGES`).
 const N_TRAIN: usize = 67;
 
-/// A project folder with a tiny demo dataset and one tiny experiment.
-struct Project {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
+/// Test-only views of the shared [`Project`].
+trait ProjectExt {
+    fn metrics(&self) -> Vec<MetricRecord>;
+    fn status(&self) -> brainscope::experiments::state::RunStatus;
+    fn wait_metrics(&self, what: &str, cond: impl Fn(&[MetricRecord]) -> bool);
 }
 
-impl Project {
-    fn new(epochs: usize, batch: usize) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let data = root.join("tiny-demo");
-        let out = Command::new(BIN)
-            .args(["demo", "--out"])
-            .arg(&data)
-            .args(["--images", &N_IMAGES.to_string(), "--test-images", "0", "--size", "32", "--seed", "5"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
-        let vae = root.join("vae");
-        let config: AutoencoderKLConfig = serde_json::from_value(serde_json::json!({
-            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-            "block_out_channels": [32, 32, 32],
-            "layers_per_block": 1,
-            "latent_channels": 4,
-            "norm_num_groups": 32,
-            "sample_size": 32
-        }))
-        .unwrap();
-        save_vae(&config.init(&default_device()), &config, &vae).unwrap();
-        let dir = root.join("experiments/7");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("experiment.toml"),
-            format!(
-                "id = 7\n[data]\nroot = \"tiny-demo\"\nroi_set = \"set3\"\nvae = \"{}\"\n\
-                 [train]\nseed = 3\nbatch_size = {batch}\nepochs = {epochs}\nmax_lr = 3e-3\nrecon_samples = 2\n\
-                 [model]\nhidden = 64\nblocks = 1\ndropout_in = 0.1\ndropout_block = 0.1\n\
-                 proj_channels = 32\nupsampler_channels = [32, 32, 32]\n",
-                vae.display()
-            ),
-        )
-        .unwrap();
-        Self { _tmp: tmp, root }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.root.join("experiments/7")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).arg("--dir").arg(self.root.join("experiments")).output().unwrap()
-    }
-
+impl ProjectExt for Project {
     fn metrics(&self) -> Vec<MetricRecord> {
         let (records, skipped) = read_metrics(&self.dir().join("metrics.jsonl")).unwrap();
         assert_eq!(skipped, 0, "metrics.jsonl has unparseable lines");
@@ -97,10 +50,6 @@ impl Project {
             assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir().join("train.log")).unwrap_or_default()
     }
 }
 

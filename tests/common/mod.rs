@@ -1,0 +1,214 @@
+//! Shared harness of the end-to-end tests: the real binary, a throwaway project with a tiny
+//! demo dataset and one tiny experiment, and the console in a pseudo-terminal decoded by vt100.
+#![allow(dead_code)] // each test binary uses a different part
+
+use brainscope::backend::default_device;
+use brainscope::models::vae::{AutoencoderKLConfig, save_vae};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_brainscope");
+/// Generous upper bound for anything to appear on screen (CI machines are slow); never a timing
+/// assertion.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// Training images of the tiny demo: 29 validation rows (30 %), 67 training rows.
+pub const N_IMAGES: usize = 96;
+
+/// A project folder with a tiny demo dataset (32 px), a tiny randomly initialised AutoencoderKL
+/// (32 px -> [4, 8, 8] latents) and one tiny experiment, id 7. It proves run machinery, not
+/// reconstruction quality.
+pub struct Project {
+    _tmp: tempfile::TempDir,
+    /// The project folder (holds `experiments/`).
+    pub root: PathBuf,
+}
+
+impl Project {
+    /// A project whose experiment trains `epochs` epochs with batches of `batch`.
+    pub fn new(epochs: usize, batch: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let data = root.join("tiny-demo");
+        let out = Command::new(BIN)
+            .args(["demo", "--out"])
+            .arg(&data)
+            .args(["--images", &N_IMAGES.to_string(), "--test-images", "0", "--size", "32", "--seed", "5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
+        let vae = root.join("vae");
+        let config: AutoencoderKLConfig = serde_json::from_value(serde_json::json!({
+            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+            "block_out_channels": [32, 32, 32],
+            "layers_per_block": 1,
+            "latent_channels": 4,
+            "norm_num_groups": 32,
+            "sample_size": 32
+        }))
+        .unwrap();
+        save_vae(&config.init(&default_device()), &config, &vae).unwrap();
+        let dir = root.join("experiments/7");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("experiment.toml"),
+            format!(
+                "id = 7\ndescription = \"tiny test experiment\"\n\
+                 [data]\nroot = \"tiny-demo\"\nroi_set = \"set3\"\nvae = \"{}\"\n\
+                 [train]\nseed = 3\nbatch_size = {batch}\nepochs = {epochs}\nmax_lr = 3e-3\nrecon_samples = 2\n\
+                 [model]\nhidden = 64\nblocks = 1\ndropout_in = 0.1\ndropout_block = 0.1\n\
+                 proj_channels = 32\nupsampler_channels = [32, 32, 32]\n",
+                vae.display()
+            ),
+        )
+        .unwrap();
+        Self { _tmp: tmp, root }
+    }
+
+    /// The experiment's folder.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join("experiments/7")
+    }
+
+    /// The experiment's `status.json`.
+    pub fn status_path(&self) -> PathBuf {
+        self.dir().join("status.json")
+    }
+
+    /// The experiment's `train.log` (empty when there is none yet).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("train.log")).unwrap_or_default()
+    }
+
+    /// Run the binary with `args` plus `--dir <project>/experiments`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(args).arg("--dir").arg(self.root.join("experiments")).output().unwrap()
+    }
+}
+
+/// Whether process `pid` exists.
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The console in an 80x24 pseudo-terminal (halfblocks), its output fed to a vt100 screen by a
+/// reader thread. Killed when dropped.
+pub struct Session {
+    parser: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    /// The console process.
+    pub child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Session {
+    /// Start `brainscope` (the console) in `cwd`.
+    pub fn open(cwd: &Path) -> Self {
+        let pty = native_pty_system();
+        let pair = pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(["--image-protocol", "halfblocks"]);
+        cmd.cwd(cwd);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("NO_COLOR");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let p = Arc::clone(&parser);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                p.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let writer = pair.master.take_writer().unwrap();
+        Self { parser, writer, child, _master: pair.master }
+    }
+
+    /// The whole screen as text.
+    pub fn contents(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    /// Screen rows, each cut to columns `col..col + width`.
+    pub fn rows(&self, col: u16, width: u16) -> Vec<String> {
+        self.parser.lock().unwrap().screen().rows(col, width).collect()
+    }
+
+    /// Whether the console is on the alternate screen.
+    pub fn on_alternate_screen(&self) -> bool {
+        self.parser.lock().unwrap().screen().alternate_screen()
+    }
+
+    /// Poll the screen until `cond` returns `Some`; fail after [`WAIT`] showing the screen and
+    /// `log()`.
+    pub fn wait_until<T>(&self, what: &str, log: &dyn Fn() -> String, mut cond: impl FnMut(&Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = cond(self) {
+                return v;
+            }
+            assert!(start.elapsed() < WAIT, "waiting for {what}; screen:\n{}\nlog:\n{}", self.contents(), log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until every one of `what` is on screen.
+    pub fn wait_for(&self, what: &[&str]) {
+        self.wait_until(&format!("{what:?}"), &String::new, |s| {
+            let screen = s.contents();
+            what.iter().all(|w| screen.contains(w)).then_some(())
+        });
+    }
+
+    /// Type `keys`.
+    pub fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Wait (bounded) for the console to exit.
+    pub fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the last bytes (the restore sequences).
+                std::thread::sleep(Duration::from_millis(200));
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "console did not exit; screen:\n{}", self.contents());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The terminal is back to normal: alternate screen left, cursor shown.
+    pub fn assert_restored(&self) {
+        let p = self.parser.lock().unwrap();
+        let screen = p.screen();
+        assert!(!screen.alternate_screen(), "still on the alternate screen");
+        assert!(!screen.hide_cursor(), "cursor left hidden");
+    }
+
+    /// `q`, a successful exit and a restored terminal.
+    pub fn quit(&mut self) {
+        self.send("q");
+        let status = self.wait_exit();
+        assert!(status.success(), "console exit status {status:?}");
+        self.assert_restored();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
