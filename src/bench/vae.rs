@@ -23,9 +23,9 @@ pub struct Args {
     /// Python interpreter for the reference.
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// Device: cpu, wgpu, cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// The device to run on.
+    #[command(flatten)]
+    pub device: crate::cli::device_arg::DeviceArg,
 }
 
 fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -43,7 +43,7 @@ fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
 
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = crate::backend::device(&args.device)?;
+    let device = args.device.device()?;
     let model = AutoencoderKLConfig::stable_diffusion().init(&device);
     let latent = crate::models::vae::posterior::seeded_normal([1, 4, 64, 64], 0, &device);
     let image = crate::models::vae::posterior::seeded_normal([1, 3, 512, 512], 1, &device).clamp(-1.0, 1.0);

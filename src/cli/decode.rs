@@ -21,9 +21,9 @@ pub struct Args {
     /// Output PNG (a batch is laid out left to right).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Device: cpu, wgpu, cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// The device to run on.
+    #[command(flatten)]
+    pub device: crate::cli::device_arg::DeviceArg,
 }
 
 /// Read an f32 npy `[C,h,w]`/`[B,C,h,w]`, or rows of an f16/f32 `[N,C,h,w]` latent cache
@@ -49,7 +49,7 @@ pub fn read_latent_npy(path: &std::path::Path, rows: &[usize]) -> anyhow::Result
 
 /// Run `brainscope decode`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = crate::backend::device(&args.device)?;
+    let device = args.device.device()?;
     let (values, shape) = read_latent_npy(&args.latent, &args.rows)?;
     let vae = crate::models::vae::load_vae(&args.vae, &device)?;
     if shape[1] != vae.config.latent_channels {

@@ -25,14 +25,14 @@ pub struct Args {
     /// Seed for `--sample`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Device: cpu, wgpu, cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// The device to run on.
+    #[command(flatten)]
+    pub device: crate::cli::device_arg::DeviceArg,
 }
 
 /// Run `brainscope encode`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = crate::backend::device(&args.device)?;
+    let device = args.device.device()?;
     let vae = crate::models::vae::load_vae(&args.vae, &device)?;
     let size = args.size.unwrap_or(vae.config.sample_size as u32);
     let image = crate::imageio::load_image_tensor(&args.image, size, size, &device)?; // [1, 3, S, S]

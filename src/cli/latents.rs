@@ -35,14 +35,14 @@ pub struct Args {
     /// Leave out the test images.
     #[arg(long)]
     pub train_only: bool,
-    /// Device: cpu, wgpu, cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// The device to run on.
+    #[command(flatten)]
+    pub device: crate::cli::device_arg::DeviceArg,
 }
 
 /// Run `brainscope latents`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = crate::backend::device(&args.device)?;
+    let device = args.device.device()?;
     let subject = crate::data::algonauts::Subject::open(&args.data, &args.subject)?;
     let mut images = subject.train_images().to_vec();
     let n_train = images.len();

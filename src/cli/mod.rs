@@ -9,6 +9,7 @@ pub mod console;
 pub mod data;
 pub mod decode;
 pub mod demo;
+pub mod device_arg;
 pub mod encode;
 pub mod latents;
 pub mod show;

@@ -32,14 +32,14 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Device: cpu, wgpu, cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// The device to run on.
+    #[command(flatten)]
+    pub device: crate::cli::device_arg::DeviceArg,
 }
 
 /// Run `brainscope train-vae`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = crate::backend::device(&args.device)?;
+    let device = args.device.device()?;
     let subject = crate::data::algonauts::Subject::open(&args.data, &args.subject)?;
     let images = subject.train_images().to_vec();
     anyhow::ensure!(!images.is_empty(), "{}: no training images", subject.dir().display());
