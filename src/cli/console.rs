@@ -16,7 +16,8 @@ pub struct Args {
     /// Experiments folder (one sub-folder per model id holding experiment.toml).
     #[arg(long, default_value = "experiments")]
     pub dir: PathBuf,
-    /// How to draw images: auto asks the terminal; halfblocks works over any SSH session.
+    /// How to draw images: auto picks from the environment (kitty, iTerm2/WezTerm, else
+    /// halfblocks, which work over any SSH session and inside tmux).
     #[arg(long, value_enum, default_value = "auto")]
     pub image_protocol: ImageProtocol,
 }
@@ -38,8 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let project = Project::open(&dir, Probe::system());
     let stop = termination_flag().context("installing signal handlers")?;
     let mut guard = TerminalGuard::enter().context("setting up the terminal")?;
-    // Protocol detection talks to the terminal: after entering the alternate screen, before
-    // reading any input.
+    // The cell size in pixels is read from the terminal (an ioctl, no stdin reads).
     let picker = args.image_protocol.picker();
     let images = ImageCache::threaded(picker);
     let launcher = Launcher { exe, experiments_dir: dir };

@@ -15,7 +15,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 /// `--image-protocol`: how images are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImageProtocol {
-    /// Ask the terminal; halfblocks when it answers nothing useful.
+    /// Pick from the environment: kitty in kitty/Ghostty, iTerm2 in iTerm2/WezTerm, otherwise
+    /// (and always inside tmux or screen) halfblocks.
     Auto,
     /// Kitty graphics protocol.
     Kitty,
@@ -35,27 +36,53 @@ const DEFAULT_FONT: (u16, u16) = (10, 20);
 const CACHE_LIMIT: usize = 96;
 
 impl ImageProtocol {
-    /// A picker for this choice. `Auto` and the graphics protocols query the terminal, so call
-    /// this after entering the alternate screen and before reading input events.
+    /// A picker for this choice. It never writes queries to the terminal or reads answers from
+    /// stdin: a query that a terminal leaves unanswered (tmux without passthrough, a slow SSH
+    /// link) would leave a reader thread behind that swallows keystrokes. The protocol comes
+    /// from the environment, the cell size in pixels from the window-size ioctl.
     pub fn picker(self) -> Option<Picker> {
-        let forced = match self {
+        let protocol = match self {
             ImageProtocol::Off => return None,
-            ImageProtocol::Halfblocks => {
-                let mut p = Picker::from_fontsize(DEFAULT_FONT);
-                p.set_protocol_type(ProtocolType::Halfblocks);
-                return Some(p);
-            }
-            ImageProtocol::Auto => None,
-            ImageProtocol::Kitty => Some(ProtocolType::Kitty),
-            ImageProtocol::Sixel => Some(ProtocolType::Sixel),
-            ImageProtocol::Iterm2 => Some(ProtocolType::Iterm2),
+            ImageProtocol::Halfblocks => ProtocolType::Halfblocks,
+            ImageProtocol::Kitty => ProtocolType::Kitty,
+            ImageProtocol::Sixel => ProtocolType::Sixel,
+            ImageProtocol::Iterm2 => ProtocolType::Iterm2,
+            ImageProtocol::Auto => protocol_from_env(|k| std::env::var(k).ok()),
         };
-        let mut p = Picker::from_query_stdio().unwrap_or_else(|_| Picker::from_fontsize(DEFAULT_FONT));
-        if let Some(t) = forced {
-            p.set_protocol_type(t);
-        }
+        let mut p = Picker::from_fontsize(cell_pixels().unwrap_or(DEFAULT_FONT));
+        p.set_protocol_type(protocol);
         Some(p)
     }
+}
+
+/// The graphics protocol the terminal named by the environment is known to support;
+/// halfblocks when unsure and inside multiplexers (tmux, screen), which do not pass graphics
+/// through by default.
+pub fn protocol_from_env(var: impl Fn(&str) -> Option<String>) -> ProtocolType {
+    let term = var("TERM").unwrap_or_default();
+    let program = var("TERM_PROGRAM").unwrap_or_default();
+    if var("TMUX").is_some() || term.starts_with("screen") || term.starts_with("tmux") {
+        return ProtocolType::Halfblocks;
+    }
+    if var("KITTY_WINDOW_ID").is_some() || term == "xterm-kitty" || term == "xterm-ghostty" || program == "ghostty" {
+        return ProtocolType::Kitty;
+    }
+    if program == "iTerm.app" || program == "WezTerm" || var("WEZTERM_EXECUTABLE").is_some() {
+        return ProtocolType::Iterm2;
+    }
+    if term.starts_with("foot") || term.starts_with("mlterm") {
+        return ProtocolType::Sixel;
+    }
+    ProtocolType::Halfblocks
+}
+
+/// Pixels per terminal cell, when the terminal reports its size in pixels.
+fn cell_pixels() -> Option<(u16, u16)> {
+    let size = crossterm::terminal::window_size().ok()?;
+    if size.width == 0 || size.height == 0 || size.columns == 0 || size.rows == 0 {
+        return None;
+    }
+    Some((size.width / size.columns, size.height / size.rows))
 }
 
 /// Name of a picker's protocol for the status line.
@@ -195,5 +222,39 @@ impl ImageCache {
     /// Drop every encoded image (the files changed, or the terminal was resized).
     pub fn clear(&mut self) {
         self.ready.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pick(vars: &[(&str, &str)]) -> ProtocolType {
+        protocol_from_env(|k| vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn auto_protocol_follows_the_environment() {
+        assert_eq!(pick(&[("TERM", "xterm-256color")]), ProtocolType::Halfblocks);
+        assert_eq!(pick(&[("TERM", "xterm-kitty")]), ProtocolType::Kitty);
+        assert_eq!(pick(&[("TERM", "xterm-256color"), ("TERM_PROGRAM", "WezTerm")]), ProtocolType::Iterm2);
+        assert_eq!(pick(&[("TERM", "foot")]), ProtocolType::Sixel);
+        // Multiplexers get halfblocks even in a graphics-capable outer terminal.
+        assert_eq!(pick(&[("TERM", "tmux-256color"), ("KITTY_WINDOW_ID", "1")]), ProtocolType::Halfblocks);
+        assert_eq!(pick(&[("TERM", "xterm-kitty"), ("TMUX", "/tmp/tmux-0/default,1,0")]), ProtocolType::Halfblocks);
+        assert_eq!(pick(&[]), ProtocolType::Halfblocks);
+    }
+
+    #[test]
+    fn forced_protocols_are_kept() {
+        for (choice, expected) in [
+            (ImageProtocol::Kitty, ProtocolType::Kitty),
+            (ImageProtocol::Sixel, ProtocolType::Sixel),
+            (ImageProtocol::Iterm2, ProtocolType::Iterm2),
+            (ImageProtocol::Halfblocks, ProtocolType::Halfblocks),
+        ] {
+            assert_eq!(choice.picker().map(|p| p.protocol_type()), Some(expected));
+        }
+        assert!(ImageProtocol::Off.picker().is_none());
     }
 }
