@@ -52,3 +52,57 @@ fn sigterm_restores_the_terminal() {
     s.wait_exit();
     s.assert_restored();
 }
+
+/// A dropped SSH session or a killed tmux pane where no SIGHUP reaches the console (here it runs
+/// in a session of its own through `setsid`, so the hang-up signal goes elsewhere). It must
+/// notice the dead terminal and exit instead of spinning on it (crossterm alone reads the dead
+/// terminal in a busy loop forever).
+#[test]
+fn hangup_without_sighup_ends_the_console() {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::Read;
+    use std::time::Instant;
+
+    let dir = project();
+    let pair = native_pty_system()
+        .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
+        .unwrap();
+    let mut cmd = CommandBuilder::new("setsid");
+    cmd.args(["--wait", common::BIN, "--image-protocol", "halfblocks"]);
+    cmd.cwd(dir.path());
+    cmd.env("TERM", "xterm-256color");
+    let mut shell = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&seen).contains("STATE") {
+        let mut buf = [0u8; 4096];
+        let n = reader.read(&mut buf).unwrap();
+        seen.extend_from_slice(&buf[..n]);
+        assert!(start.elapsed() < common::WAIT, "the console did not draw its table");
+    }
+    let shell_pid = shell.process_id().expect("shell pid");
+    let children = std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children")).unwrap();
+    let console: u32 = children.split_whitespace().next().expect("the console runs under setsid").parse().unwrap();
+
+    // Let it settle into waiting for input (nothing to redraw), as an idle console over SSH.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(reader);
+    drop(pair.master); // hang up
+    let _ = shell.wait();
+    let start = Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{console}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("gone");
+        if state == "gone" || state == "Z" || state == "X" {
+            break;
+        }
+        if start.elapsed() > common::WAIT {
+            // SAFETY: plain kill(2) on the console this test started.
+            unsafe { libc::kill(console as libc::pid_t, libc::SIGKILL) };
+            panic!("the console (pid {console}) is still running {:?} after its terminal hung up", common::WAIT);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -3,7 +3,7 @@
 //! second.
 
 use crate::tui::app::App;
-use crate::tui::terminal::{Tui, terminated};
+use crate::tui::terminal::{Tui, terminal_gone, terminated};
 use crate::tui::views;
 use crossterm::event::{self, Event};
 use notify_debouncer_full::notify::RecursiveMode;
@@ -64,7 +64,15 @@ pub fn apply_fs_events(app: &mut App, rx: &FsEvents) -> bool {
     changed
 }
 
-/// Run the console until `q` or a termination signal.
+/// Wait until stdin has input (or hangs up) or `timeout` passes.
+fn wait_for_input(timeout: Duration) {
+    let mut fds = [libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 }];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: poll(2) on one pollfd we own; an error or EINTR just ends the wait early.
+    unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+}
+
+/// Run the console until `q`, a termination signal, or the terminal hanging up.
 pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Result<()> {
     let watcher = match watch(&app.project.dir) {
         Ok(w) => Some(w),
@@ -100,7 +108,18 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
         if app.images.busy() {
             wait = wait.min(Duration::from_millis(20));
         }
-        if event::poll(wait)? {
+        // crossterm spins forever reading a hung-up terminal (read() = 0 in a loop), so the wait
+        // happens here and crossterm is only asked after checking the terminal is still there.
+        // A hang-up (SSH dropped, tmux pane killed) ends the console even when no SIGHUP
+        // reaches it (it only goes to the session's foreground job).
+        if terminal_gone() {
+            break;
+        }
+        wait_for_input(wait);
+        if terminal_gone() {
+            break;
+        }
+        while event::poll(Duration::ZERO)? {
             match event::read()? {
                 Event::Key(k) => app.on_key(k),
                 Event::Resize(_, _) => {

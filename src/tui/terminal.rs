@@ -74,3 +74,12 @@ pub fn termination_flag() -> std::io::Result<Arc<AtomicBool>> {
 pub fn terminated(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)
 }
+
+/// Whether the terminal has gone away (SSH dropped, tmux pane killed). A hung-up terminal fails
+/// every ioctl with EIO. The console only gets SIGHUP when it is in the session's foreground
+/// job, so it also checks this itself; otherwise it would spin on a dead terminal forever.
+pub fn terminal_gone() -> bool {
+    // SAFETY: tcgetattr only writes the termios struct we own.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    [libc::STDIN_FILENO, libc::STDOUT_FILENO].into_iter().any(|fd| unsafe { libc::tcgetattr(fd, &mut termios) != 0 })
+}
