@@ -76,10 +76,9 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = wp.as_slice::<f32>().expect("contiguous weight");
     let bias = bias.as_ref().map(|p| p.as_slice::<f32>().expect("contiguous bias"));
     let (ho, wo) = geometry.output_size();
-    let per_item = c_in * h * w;
-    let mut out = Vec::with_capacity(b * c_out * ho * wo);
-    for item in 0..b {
-        out.extend(shifted_gemm_conv(&input[item * per_item..(item + 1) * per_item], weight, bias, &geometry));
+    let mut out = vec![0.0f32; b * c_out * ho * wo];
+    for (src, dst) in input.chunks_exact(c_in * h * w).zip(out.chunks_exact_mut(c_out * ho * wo)) {
+        shifted_gemm_conv(src, weight, bias, &geometry, dst);
     }
     from_vec(out, [b, c_out, ho, wo])
 }
@@ -108,13 +107,14 @@ impl ConvGeometry {
     }
 }
 
-/// One batch item: `input` `[C_in, H, W]`, `weight` `[C_out, C_in, kh, kw]` -> `[C_out, H', W']`.
+/// One batch item: `input` `[C_in, H, W]`, `weight` `[C_out, C_in, kh, kw]` -> `out`
+/// `[C_out, H', W']`.
 ///
 /// With the input zero-padded to `[C_in, Hp, Wp]` and the output computed over the padded width
 /// (`[C_out, H', Wp]`, the last `kw - 1` columns of each row are discarded), tap `(i, j)` of the
 /// kernel reads the padded input as a `[C_in, H' * Wp]` matrix starting at offset `i * Wp + j`,
 /// so the whole convolution is `kh * kw` GEMMs `W[:, :, i, j] @ shifted` summed into one output.
-fn shifted_gemm_conv(input: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+fn shifted_gemm_conv(input: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
     let (hp, wp) = g.padded();
     let (ho, wo) = g.output_size();
     let plane = hp * wp;
@@ -164,7 +164,6 @@ fn shifted_gemm_conv(input: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Co
         }
     }
     // Drop the wide columns and add the bias: [C_out, H', Wp] -> [C_out, H', W'].
-    let mut out = vec![0.0f32; g.c_out * ho * wo];
     out.par_chunks_mut(ho * wo).enumerate().for_each(|(co, dst)| {
         let bias = bias.map_or(0.0, |b| b[co]);
         let src = &wide[co * n..(co + 1) * n];
@@ -174,7 +173,6 @@ fn shifted_gemm_conv(input: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Co
             }
         }
     });
-    out
 }
 
 /// `norm.forward(x)`, followed by SiLU when `then_silu`, in one multi-threaded pass over each

@@ -112,10 +112,7 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
         // happens here and crossterm is only asked after checking the terminal is still there.
         // A hang-up (SSH dropped, tmux pane killed) ends the console even when no SIGHUP
         // reaches it (it only goes to the session's foreground job).
-        if terminal_gone() {
-            break;
-        }
-        wait_for_input(wait);
+        wait_for_input(wait); // returns at once on a hung-up terminal
         if terminal_gone() {
             break;
         }

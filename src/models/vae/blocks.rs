@@ -94,14 +94,10 @@ impl Upsample2d {
 
     /// `[B, C, H, W] -> [B, C, 2H, 2W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        fast_cpu::conv2d(&self.conv, upsample_nearest2x(x))
+        fast_cpu::conv2d(&self.conv, fast_cpu::upsample_nearest2x(x))
     }
 }
 
-/// Nearest-neighbour x2 upsampling (`F.interpolate(scale_factor=2.0, mode="nearest")`).
-pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
-    fast_cpu::upsample_nearest2x(x) // [B, C, 2H, 2W]
-}
 
 /// Configuration of a [`DownEncoderBlock`].
 #[derive(Config, Debug)]
