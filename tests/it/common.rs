@@ -1,6 +1,6 @@
 //! Shared harness of the end-to-end tests: the real binary, a throwaway project with a tiny
 //! demo dataset and one tiny experiment, and the console in a pseudo-terminal decoded by vt100.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // not every helper is used by every test module
 
 use brainscope::backend::default_device;
 use brainscope::models::vae::{AutoencoderKLConfig, save_vae};

@@ -7,13 +7,13 @@
 //! [4, 8, 8] latents): these tests prove the run machinery, not reconstruction quality (the demo VAE's
 //! quality is tested with its own weights).
 
-mod common;
+
 
 use brainscope::experiments::metrics::read_metrics;
 use brainscope::experiments::state::{read_status, MetricRecord, RunState, Split};
 use brainscope::train::checkpoint::CheckpointStore;
 use brainscope::train::trainer::CheckpointMeta;
-use common::{Project, BIN};
+use crate::common::{Project, BIN};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -8,10 +8,10 @@
 //! AutoencoderKL, tiny model widths): this proves the console's control path, not training
 //! quality.
 
-mod common;
+
 
 use brainscope::experiments::state::{read_status, RunState};
-use common::{alive, Project, Session, WAIT};
+use crate::common::{alive, Project, Session, WAIT};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

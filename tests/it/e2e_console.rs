@@ -2,9 +2,9 @@
 //! vt100. Opens the console on a temporary project, checks the table, quits with `q` (or is
 //! sent SIGTERM) and checks the terminal was restored (alternate screen left, cursor shown).
 
-mod common;
 
-use common::Session;
+
+use crate::common::Session;
 
 const TOML: &str = r#"id = 92
 description = "tiny e2e experiment"
@@ -68,7 +68,7 @@ fn hangup_without_sighup_ends_the_console() {
         .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
         .unwrap();
     let mut cmd = CommandBuilder::new("setsid");
-    cmd.args(["--wait", common::BIN, "--image-protocol", "halfblocks"]);
+    cmd.args(["--wait", crate::common::BIN, "--image-protocol", "halfblocks"]);
     cmd.cwd(dir.path());
     cmd.env("TERM", "xterm-256color");
     let mut shell = pair.slave.spawn_command(cmd).unwrap();
@@ -80,7 +80,7 @@ fn hangup_without_sighup_ends_the_console() {
         let mut buf = [0u8; 4096];
         let n = reader.read(&mut buf).unwrap();
         seen.extend_from_slice(&buf[..n]);
-        assert!(start.elapsed() < common::WAIT, "the console did not draw its table");
+        assert!(start.elapsed() < crate::common::WAIT, "the console did not draw its table");
     }
     let shell_pid = shell.process_id().expect("shell pid");
     let children = std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children")).unwrap();
@@ -98,10 +98,10 @@ fn hangup_without_sighup_ends_the_console() {
         if state == "gone" || state == "Z" || state == "X" {
             break;
         }
-        if start.elapsed() > common::WAIT {
+        if start.elapsed() > crate::common::WAIT {
             // SAFETY: plain kill(2) on the console this test started.
             unsafe { libc::kill(console as libc::pid_t, libc::SIGKILL) };
-            panic!("the console (pid {console}) is still running {:?} after its terminal hung up", common::WAIT);
+            panic!("the console (pid {console}) is still running {:?} after its terminal hung up", crate::common::WAIT);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

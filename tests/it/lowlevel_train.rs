@@ -46,10 +46,12 @@ fn loss_decreases_over_a_few_steps() {
     let device = Device::flex().autodiff();
     let cfg = tiny();
     let mut model = cfg.init(&device, 3);
-    device.seed(4);
-    let x = Tensor::<2>::random([6, 24], Distribution::Normal(0.0, 1.0), &device);
     let [c, h, w] = cfg.output_shape();
-    let y = Tensor::<4>::random([6, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let (x, y) = brainscope::backend::with_seed(&device, 4, || {
+        let x = Tensor::<2>::random([6, 24], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<4>::random([6, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        (x, y)
+    });
     let steps = 30;
     let mut sched = OneCycleConfig::new(3e-3, steps, 0.2).init().unwrap();
     let mut optim = AdamWConfig::default().init();
