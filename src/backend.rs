@@ -8,7 +8,9 @@ use burn::tensor::Device;
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The backend exists but this binary was built without its cargo feature.
-    #[error("device '{0}' is not compiled into this binary: rebuild with `cargo build --release --features {0}`")]
+    #[error(
+        "device '{0}' is not compiled into this binary: rebuild with `cargo build --release --features {0}`"
+    )]
     NotCompiled(String),
     /// Not a device name at all.
     #[error("unknown device '{0}': expected one of cpu, wgpu, cuda")]
@@ -28,7 +30,9 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         #[cfg(not(feature = "wgpu"))]
         "wgpu" => Err(BackendError::NotCompiled("wgpu".into())),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(Device::cuda(index.parse::<usize>().map_err(|_| BackendError::Unknown(name.into()))?)),
+        "cuda" => Ok(Device::cuda(
+            index.parse::<usize>().map_err(|_| BackendError::Unknown(name.into()))?,
+        )),
         #[cfg(not(feature = "cuda"))]
         "cuda" => {
             let _ = index;

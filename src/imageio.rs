@@ -36,7 +36,8 @@ pub enum ImageIoError {
 /// Read an image file as RGB8, resized to `width` x `height` with bicubic (Catmull-Rom)
 /// filtering when its size differs.
 pub fn load_rgb(path: &Path, width: u32, height: u32) -> Result<RgbImage, ImageIoError> {
-    let img = image::open(path).map_err(|source| ImageIoError::Read { path: path.into(), source })?;
+    let img =
+        image::open(path).map_err(|source| ImageIoError::Read { path: path.into(), source })?;
     let rgb = img.to_rgb8();
     if rgb.width() == width && rgb.height() == height {
         return Ok(rgb);
@@ -57,12 +58,22 @@ pub fn rgb_to_chw(img: &RgbImage) -> Vec<f32> {
 }
 
 /// Load one image as a `[1, 3, height, width]` tensor in [-1, 1].
-pub fn load_image_tensor(path: &Path, width: u32, height: u32, device: &Device) -> Result<Tensor<4>, ImageIoError> {
+pub fn load_image_tensor(
+    path: &Path,
+    width: u32,
+    height: u32,
+    device: &Device,
+) -> Result<Tensor<4>, ImageIoError> {
     load_batch(&[path.to_path_buf()], width, height, device)
 }
 
 /// Load several images into one `[B, 3, height, width]` tensor in [-1, 1].
-pub fn load_batch(paths: &[PathBuf], width: u32, height: u32, device: &Device) -> Result<Tensor<4>, ImageIoError> {
+pub fn load_batch(
+    paths: &[PathBuf],
+    width: u32,
+    height: u32,
+    device: &Device,
+) -> Result<Tensor<4>, ImageIoError> {
     let mut data = Vec::with_capacity(paths.len() * 3 * (width * height) as usize);
     for p in paths {
         data.extend(rgb_to_chw(&load_rgb(p, width, height)?));
@@ -88,7 +99,9 @@ pub fn tensor_to_images(images: Tensor<4>) -> Result<Vec<RgbImage>, ImageIoError
             let base = i * 3 * plane;
             ImageBuffer::from_fn(w as u32, h as u32, |x, y| {
                 let at = y as usize * w + x as usize;
-                let px = |ch: usize| ((values[base + ch * plane + at] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+                let px = |ch: usize| {
+                    ((values[base + ch * plane + at] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+                };
                 Rgb([px(0), px(1), px(2)])
             })
         })

@@ -171,7 +171,9 @@ pub fn default_image_size(config: &AutoencoderKLConfig) -> u32 {
 pub fn vae_name(vae: &Path) -> String {
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     match name(vae).as_deref() {
-        Some("vae") => vae.parent().and_then(name).map(|p| format!("{p}-vae")).unwrap_or("vae".into()),
+        Some("vae") => {
+            vae.parent().and_then(name).map(|p| format!("{p}-vae")).unwrap_or("vae".into())
+        }
         Some(n) => n.to_string(),
         None => "vae".into(),
     }
@@ -211,7 +213,11 @@ fn fnv1a(parts: impl IntoIterator<Item = Vec<u8>>) -> String {
 /// Size and mtime of a file as bytes for fingerprinting.
 fn stat_bytes(path: &Path) -> Result<Vec<u8>, LatentError> {
     let md = std::fs::metadata(path).map_err(io(path, "stat"))?;
-    let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     Ok(format!("{}|{}|{}", path.display(), md.len(), mtime).into_bytes())
 }
 
@@ -236,8 +242,9 @@ pub fn encode_scaled(vae: &Vae, images: Tensor<4>, sample_seed: Option<u64>) -> 
         Some(seed) => {
             let [b, c, h, w] = post.mean.dims();
             let device = post.mean.device();
-            let eps: Vec<Tensor<4>> =
-                (0..b).map(|i| seeded_normal([1, c, h, w], seed.wrapping_add(i as u64), &device)).collect();
+            let eps: Vec<Tensor<4>> = (0..b)
+                .map(|i| seeded_normal([1, c, h, w], seed.wrapping_add(i as u64), &device))
+                .collect();
             post.mean.clone() + post.std() * Tensor::cat(eps, 0)
         }
     };
@@ -249,7 +256,8 @@ fn read_meta(path: &Path) -> Option<LatentMeta> {
 }
 
 fn write_meta(path: &Path, meta: &LatentMeta) -> Result<(), LatentError> {
-    let json = serde_json::to_string_pretty(meta).map_err(|e| LatentError::Format { path: path.into(), reason: e.to_string() })?;
+    let json = serde_json::to_string_pretty(meta)
+        .map_err(|e| LatentError::Format { path: path.into(), reason: e.to_string() })?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, json + "\n").map_err(io(&tmp, "write"))?;
     std::fs::rename(&tmp, path).map_err(io(path, "rename"))
@@ -310,8 +318,10 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, 
     let vae = load_vae(&job.vae, device)?;
     let bar = if job.progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template("encoding {bar:40} {pos}/{len} images [{elapsed} < {eta}] {per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "encoding {bar:40} {pos}/{len} images [{elapsed} < {eta}] {per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(resume_from as u64);
     let batch = job.batch.max(1);
@@ -325,13 +335,13 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, 
             LatentMode::Sample { seed } => Some(seed.wrapping_add(start as u64)),
         };
         let z = encode_scaled(&vae, images, seed); // [b, C, h, w]
-        let values: Vec<f32> = z
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| LatentError::Format { path: partial.clone(), reason: format!("{e:?}") })?;
+        let values: Vec<f32> =
+            z.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| {
+                LatentError::Format { path: partial.clone(), reason: format!("{e:?}") }
+            })?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
-        file.seek(SeekFrom::Start((header.len() + start * row_len * 2) as u64)).map_err(io(&partial, "seek"))?;
+        file.seek(SeekFrom::Start((header.len() + start * row_len * 2) as u64))
+            .map_err(io(&partial, "seek"))?;
         file.write_all(&bytes).map_err(io(&partial, "write"))?;
         file.sync_data().map_err(io(&partial, "sync"))?;
         meta.rows_done = end;
@@ -367,10 +377,18 @@ impl LatentCache {
         let header = read_header(&mut file, path).map_err(|e| bad(e.to_string()))?;
         let dtype = match header.dtype {
             Some(d @ (Dtype::F16 | Dtype::F32)) if !header.fortran_order => d,
-            _ => return Err(bad(format!("dtype {} (fortran {}), expected <f2 or <f4 in C order", header.descr, header.fortran_order))),
+            _ => {
+                return Err(bad(format!(
+                    "dtype {} (fortran {}), expected <f2 or <f4 in C order",
+                    header.descr, header.fortran_order
+                )));
+            }
         };
-        let [n, c, h, w]: [usize; 4] =
-            header.shape.as_slice().try_into().map_err(|_| bad(format!("shape {:?}, expected [N, C, h, w]", header.shape)))?;
+        let [n, c, h, w]: [usize; 4] = header
+            .shape
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad(format!("shape {:?}, expected [N, C, h, w]", header.shape)))?;
         // SAFETY: the file is opened read-only; the cache is only replaced by rename, never
         // truncated in place, so the mapping stays valid.
         let map = unsafe { Mmap::map(&file) }.map_err(io(path, "map"))?;
@@ -420,12 +438,17 @@ impl LatentCache {
             let size = self.dtype.size();
             let bytes = &self.map[self.offset + r * row_len * size..][..row_len * size];
             match self.dtype {
-                Dtype::F16 => out.extend(bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
-                _ => out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+                Dtype::F16 => out.extend(
+                    bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                ),
+                _ => out.extend(
+                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
             }
         }
         let [c, h, w] = self.shape;
-        Ok(ndarray::Array4::from_shape_vec((idx.len(), c, h, w), out).expect("row length matches shape"))
+        Ok(ndarray::Array4::from_shape_vec((idx.len(), c, h, w), out)
+            .expect("row length matches shape"))
     }
 
     /// Rows `idx` as a tensor `[k, C, h, w]` on `device`.

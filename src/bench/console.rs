@@ -6,13 +6,13 @@
 //! Histories are fed to the experiments in memory, as the tailer would after reading them.
 
 use crate::bench::data::{peak_rss_bytes, rss_bytes};
+use crate::experiments::metrics::TailUpdate;
 use crate::experiments::state::{MetricRecord, Split};
 use crate::tui::app::App;
 use crate::tui::event::{apply_fs_events, watch};
 use crate::tui::image::ImageCache;
 use crate::tui::keys::Action;
 use crate::tui::model::{Probe, Project};
-use crate::experiments::metrics::TailUpdate;
 use crate::tui::views::{self, Theme};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,9 +61,25 @@ fn history(n: usize, seed: usize) -> Vec<MetricRecord> {
         let step = s as u64 + 1;
         let x = s as f64 / n.max(1) as f64;
         let loss = 0.8 * (-3.0 * x).exp() + 0.1 + 0.05 * ((s * 7 + seed) as f64 * 0.37).sin();
-        v.push(MetricRecord { t: 1_000 * step, epoch: s / 1000, step, split: Split::Train, loss: Some(loss), l1: None, lr: Some(1e-4) });
+        v.push(MetricRecord {
+            t: 1_000 * step,
+            epoch: s / 1000,
+            step,
+            split: Split::Train,
+            loss: Some(loss),
+            l1: None,
+            lr: Some(1e-4),
+        });
         if step % 1000 == 0 {
-            v.push(MetricRecord { t: 1_000 * step, epoch: s / 1000, step, split: Split::Val, loss: None, l1: Some(loss), lr: None });
+            v.push(MetricRecord {
+                t: 1_000 * step,
+                epoch: s / 1000,
+                step,
+                split: Split::Val,
+                loss: None,
+                l1: Some(loss),
+                lr: None,
+            });
         }
     }
     v
@@ -74,7 +90,12 @@ fn median_ms(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64() * 1e3
 }
 
-fn frame_times(app: &mut App, term: &mut Terminal<TestBackend>, frames: usize, mut before: impl FnMut(&mut App)) -> anyhow::Result<f64> {
+fn frame_times(
+    app: &mut App,
+    term: &mut Terminal<TestBackend>,
+    frames: usize,
+    mut before: impl FnMut(&mut App),
+) -> anyhow::Result<f64> {
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames {
         before(app);
@@ -91,7 +112,10 @@ fn mib(b: Option<u64>) -> String {
 
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.experiments > 0 && args.frames > 0, "--experiments and --frames must be at least 1");
+    anyhow::ensure!(
+        args.experiments > 0 && args.frames > 0,
+        "--experiments and --frames must be at least 1"
+    );
     let tmp = tempfile_dir()?;
     let dir = tmp.join("experiments");
     for id in 0..args.experiments {
@@ -99,8 +123,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let rss0 = rss_bytes();
     let mut project = Project::open(&dir, Probe::system());
-    let bar = ProgressBar::new(args.experiments as u64)
-        .with_style(ProgressStyle::with_template("feeding histories {bar:30} {pos}/{len}").expect("valid template"));
+    let bar = ProgressBar::new(args.experiments as u64).with_style(
+        ProgressStyle::with_template("feeding histories {bar:30} {pos}/{len}")
+            .expect("valid template"),
+    );
     let start = Instant::now();
     for (k, e) in project.experiments.iter_mut().enumerate() {
         e.apply(TailUpdate { reset: false, records: history(args.points, k), skipped: 0 });
@@ -112,7 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "console bench: {} experiments x {} points, {}x{} cells",
         args.experiments, args.points, args.width, args.height
     );
-    println!("  ingest (EMA + summaries)   {:>9.1} ms total, {:.0} ns/point", feed.as_secs_f64() * 1e3, feed.as_nanos() as f64 / (args.experiments * args.points) as f64);
+    println!(
+        "  ingest (EMA + summaries)   {:>9.1} ms total, {:.0} ns/point",
+        feed.as_secs_f64() * 1e3,
+        feed.as_nanos() as f64 / (args.experiments * args.points) as f64
+    );
     let mut app = App::new(project, ImageCache::off(), Theme { color: true }, None);
     let mut term = Terminal::new(TestBackend::new(args.width, args.height))?;
     let table = frame_times(&mut app, &mut term, args.frames, |_| {})?;
@@ -123,9 +153,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut step = args.points as u64;
     let live = frame_times(&mut app, &mut term, args.frames, |app| {
         step += 1;
-        let r = MetricRecord { t: 1_000 * step, epoch: 0, step, split: Split::Train, loss: Some(0.2), l1: None, lr: Some(1e-4) };
+        let r = MetricRecord {
+            t: 1_000 * step,
+            epoch: 0,
+            step,
+            split: Split::Train,
+            loss: Some(0.2),
+            l1: None,
+            lr: Some(1e-4),
+        };
         let sel = app.visible()[app.selected];
-        app.project.experiments[sel].apply(TailUpdate { reset: false, records: vec![r], skipped: 0 });
+        app.project.experiments[sel].apply(TailUpdate {
+            reset: false,
+            records: vec![r],
+            skipped: 0,
+        });
     })?;
     println!("  detail frame, +1 point     {live:>9.2} ms (downsampled via the min/max pyramid)");
     // Scaling of the live detail frame with history length: one experiment of each size.
@@ -139,12 +181,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut step = n as u64;
         let ms = frame_times(&mut a, &mut term, args.frames, |a| {
             step += 1;
-            let r = MetricRecord { t: 1_000 * step, epoch: 0, step, split: Split::Train, loss: Some(0.2), l1: None, lr: None };
-            a.project.experiments[0].apply(TailUpdate { reset: false, records: vec![r], skipped: 0 });
+            let r = MetricRecord {
+                t: 1_000 * step,
+                epoch: 0,
+                step,
+                split: Split::Train,
+                loss: Some(0.2),
+                l1: None,
+                lr: None,
+            };
+            a.project.experiments[0].apply(TailUpdate {
+                reset: false,
+                records: vec![r],
+                skipped: 0,
+            });
         })?;
         println!("  detail frame, {n:>9} pts {ms:>9.2} ms (+1 point per frame)");
     }
-    println!("  RSS before/after histories {} / {} (peak {})", mib(rss0), mib(rss_bytes()), mib(peak_rss_bytes()));
+    println!(
+        "  RSS before/after histories {} / {} (peak {})",
+        mib(rss0),
+        mib(rss_bytes()),
+        mib(peak_rss_bytes())
+    );
     drop(app);
     latency(&tmp, &args)?;
     let _ = std::fs::remove_dir_all(&tmp);
@@ -165,13 +224,26 @@ fn latency(tmp: &Path, args: &Args) -> anyhow::Result<()> {
     let metrics = dir.join("1").join("metrics.jsonl");
     std::fs::write(&metrics, "")?;
     let (_watcher, rx) = watch(&dir).map_err(|e| anyhow::anyhow!("file watcher: {e}"))?;
-    let mut app = App::new(Project::open(&dir, Probe::system()), ImageCache::off(), Theme { color: true }, None);
+    let mut app = App::new(
+        Project::open(&dir, Probe::system()),
+        ImageCache::off(),
+        Theme { color: true },
+        None,
+    );
     let mut term = Terminal::new(TestBackend::new(80, 24))?;
     let mut times = Vec::new();
     for k in 1..=args.latency_samples {
         let loss = 0.5 + k as f64 * 0.001;
         let shown = format!("{loss:.4}");
-        let r = MetricRecord { t: k as u64, epoch: 0, step: k as u64, split: Split::Train, loss: Some(loss), lr: None, l1: None };
+        let r = MetricRecord {
+            t: k as u64,
+            epoch: 0,
+            step: k as u64,
+            split: Split::Train,
+            loss: Some(loss),
+            lr: None,
+            l1: None,
+        };
         let start = Instant::now();
         let mut f = std::fs::OpenOptions::new().append(true).open(&metrics)?;
         writeln!(f, "{}", r.to_line())?;
@@ -187,7 +259,10 @@ fn latency(tmp: &Path, args: &Args) -> anyhow::Result<()> {
                     break;
                 }
             }
-            anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "metrics line never reached the screen");
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(10),
+                "metrics line never reached the screen"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         times.push(start.elapsed());

@@ -62,12 +62,7 @@ pub fn rss_bytes() -> Option<u64> {
 
 fn proc_status_kb(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn gib(b: u64) -> f64 {
@@ -139,10 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gib(array_bytes),
         array_bytes as f64 / 1e9
     );
-    println!(
-        "load       {secs:.2} s ({:.2} GB/s)",
-        array_bytes as f64 / 1e9 / secs
-    );
+    println!("load       {secs:.2} s ({:.2} GB/s)", array_bytes as f64 / 1e9 / secs);
     println!(
         "peak RSS   before load {:.3} GiB, after load {:.3} GiB (current {:.3} GiB)",
         gib(before),
@@ -166,10 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
         println!("removed {}", root.display());
     } else {
-        println!(
-            "dataset kept for reuse: {} (pass --clean to delete it)",
-            root.display()
-        );
+        println!("dataset kept for reuse: {} (pass --clean to delete it)", root.display());
     }
     Ok(())
 }
@@ -209,10 +198,7 @@ fn write_dataset(subj: &Path, args: &Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    for (name, cols) in [
-        ("lh_training_fmri.npy", args.lh),
-        ("rh_training_fmri.npy", args.rh),
-    ] {
+    for (name, cols) in [("lh_training_fmri.npy", args.lh), ("rh_training_fmri.npy", args.rh)] {
         let pb = bar(args.n as u64, "writing");
         let mut w = RowWriter::create(&fmri.join(name), args.dtype, args.n, cols)?;
         let mut row = vec![0f32; cols];
@@ -237,18 +223,12 @@ fn write_dataset(subj: &Path, args: &Args) -> anyhow::Result<()> {
         std::fs::write(&p, &png).with_context(|| format!("writing {}", p.display()))?;
     }
     // One ROI class so the folder is a complete subject (the load itself uses mask `none`).
-    let labels: BTreeMap<i32, String> = [(0, "Unknown"), (1, "V1v"), (2, "V1d")]
-        .iter()
-        .map(|(k, v)| (*k, v.to_string()))
-        .collect();
+    let labels: BTreeMap<i32, String> =
+        [(0, "Unknown"), (1, "V1v"), (2, "V1d")].iter().map(|(k, v)| (*k, v.to_string())).collect();
     write_mapping(&masks.join("mapping_prf-visualrois.npy"), &labels)?;
     for (h, n) in [("lh", args.lh), ("rh", args.rh)] {
         let v: Vec<i32> = (0..n).map(|i| (i % 3) as i32).collect();
-        npy::write_i32(
-            &masks.join(format!("{h}.prf-visualrois_challenge_space.npy")),
-            &[n],
-            &v,
-        )?;
+        npy::write_i32(&masks.join(format!("{h}.prf-visualrois_challenge_space.npy")), &[n], &v)?;
     }
     Ok(())
 }

@@ -57,8 +57,15 @@ struct Figures {
 
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.steps > 0 && args.batch > 0 && args.voxels > 0, "--steps, --batch and --voxels must be > 0");
-    let profile = if cfg!(debug_assertions) { "dev (deps opt-level 3, crate opt-level 1)" } else { "release" };
+    anyhow::ensure!(
+        args.steps > 0 && args.batch > 0 && args.voxels > 0,
+        "--steps, --batch and --voxels must be > 0"
+    );
+    let profile = if cfg!(debug_assertions) {
+        "dev (deps opt-level 3, crate opt-level 1)"
+    } else {
+        "release"
+    };
     println!(
         "bench train: V={} batch={} steps={} (+{} warm-up), {}, profile {profile}, {} threads",
         args.voxels,
@@ -120,7 +127,10 @@ fn run_burn(args: &Args) -> Figures {
     let y = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
 
     let bar = ProgressBar::new((args.warmup + args.steps) as u64)
-        .with_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} steps").expect("valid template"))
+        .with_style(
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} steps")
+                .expect("valid template"),
+        )
         .with_message("burn");
     let (mut step_t, mut optim_t, mut fb_t) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.warmup + args.steps {
@@ -162,7 +172,11 @@ fn run_reference(args: &Args) -> anyhow::Result<Figures> {
         cmd.arg("--mlp-only");
     }
     let out = cmd.output().with_context(|| {
-        format!("cannot run {} {}: install Python with torch, or pass --no-reference", args.python, args.reference.display())
+        format!(
+            "cannot run {} {}: install Python with torch, or pass --no-reference",
+            args.python,
+            args.reference.display()
+        )
     })?;
     spinner.finish_and_clear();
     anyhow::ensure!(
@@ -174,5 +188,6 @@ fn run_reference(args: &Args) -> anyhow::Result<Figures> {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).with_context(|| format!("unexpected output from {}: {stdout}", args.reference.display()))
+    serde_json::from_str(last)
+        .with_context(|| format!("unexpected output from {}: {stdout}", args.reference.display()))
 }

@@ -46,7 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let model = AutoencoderKLConfig::stable_diffusion().init(&device);
     let latent = crate::models::vae::posterior::seeded_normal([1, 4, 64, 64], 0, &device);
-    let image = crate::models::vae::posterior::seeded_normal([1, 3, 512, 512], 1, &device).clamp(-1.0, 1.0);
+    let image =
+        crate::models::vae::posterior::seeded_normal([1, 3, 512, 512], 1, &device).clamp(-1.0, 1.0);
     let sync = |t: Tensor<4>| {
         let _ = t.into_data(); // wait for the result
     };
@@ -55,7 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let decode_s = median_secs(args.repeats, || sync(model.decode(latent.clone())));
     eprintln!("burn: decode median {decode_s:.2} s; encode 512x512, {runs} runs...");
     let encode_s = median_secs(args.repeats, || sync(model.encode(image.clone()).mode()));
-    eprintln!("burn: encode median {encode_s:.2} s; now diffusers ({})...", args.reference.display());
+    eprintln!(
+        "burn: encode median {encode_s:.2} s; now diffusers ({})...",
+        args.reference.display()
+    );
     let mut report = serde_json::json!({
         "burn": { "decode_s": decode_s, "encode_s": encode_s, "fast_cpu": crate::models::fast_cpu::enabled() }
     });
@@ -78,7 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            report["diffusers_error"] = format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
+            report["diffusers_error"] =
+                format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
         }
         Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
     }

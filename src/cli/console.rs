@@ -24,7 +24,8 @@ pub struct Args {
 
 /// Open the console; returns when the user quits or a termination signal arrives.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = std::path::absolute(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
+    let dir = std::path::absolute(&args.dir)
+        .with_context(|| format!("resolving {}", args.dir.display()))?;
     if !dir.is_dir() {
         anyhow::bail!(
             "no experiments folder at {}: run brainscope from the project directory (the one holding experiments/) or pass --dir",
@@ -35,7 +36,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the console needs a terminal; for scripts use `brainscope status --json`");
     }
     ensure_demo_data(&dir)?;
-    let exe = std::env::current_exe().context("cannot find the brainscope executable (needed to start training)")?;
+    let exe = std::env::current_exe()
+        .context("cannot find the brainscope executable (needed to start training)")?;
     let project = Project::open(&dir, Probe::system());
     let stop = termination_flag().context("installing signal handlers")?;
     let mut guard = TerminalGuard::enter().context("setting up the terminal")?;
@@ -64,7 +66,8 @@ fn ensure_demo_data(experiments_dir: &std::path::Path) -> anyhow::Result<()> {
     roots.dedup();
     for root in roots {
         eprintln!("first use: generating the demo dataset in {}", root.display());
-        crate::demo::ensure_demo(&root).with_context(|| format!("generating the demo data in {}", root.display()))?;
+        crate::demo::ensure_demo(&root)
+            .with_context(|| format!("generating the demo data in {}", root.display()))?;
     }
     Ok(())
 }

@@ -97,11 +97,7 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         print!("{}", render(&report));
     }
     if !report.problems.is_empty() {
-        bail!(
-            "{} problem(s) found in {}",
-            report.problems.len(),
-            args.dir.display()
-        );
+        bail!("{} problem(s) found in {}", report.problems.len(), args.dir.display());
     }
     Ok(())
 }
@@ -151,8 +147,7 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
         Ok(atlas) => {
             r.roi_classes = atlas.classes.iter().map(|c| c.name.clone()).collect();
             r.rois = atlas.roi_counts();
-            r.problems
-                .extend(atlas.unnamed_labels().iter().map(|e| e.to_string()));
+            r.problems.extend(atlas.unnamed_labels().iter().map(|e| e.to_string()));
             let names = atlas.roi_names();
             for set in [RoiSet::Set1, RoiSet::Set2, RoiSet::Set3] {
                 let missing: Vec<String> = set
@@ -169,11 +164,7 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
                         Err(e) => (None, Some(e.to_string())),
                     }
                 };
-                r.roi_sets.push(SetInfo {
-                    name: set.to_string(),
-                    voxels,
-                    unavailable,
-                });
+                r.roi_sets.push(SetInfo { name: set.to_string(), voxels, unavailable });
             }
         }
         Err(e) => r.problems.push(e.to_string()),
@@ -200,20 +191,13 @@ pub fn render(r: &DataInfo) -> String {
             r.fmri_dtype.as_deref().unwrap_or("?")
         );
         let _ = writeln!(o, "vertices  lh {lh} + rh {rh} = {}", lh + rh);
-        let sizes: Vec<String> = r
-            .image_sizes
-            .iter()
-            .map(|[w, h, c]| format!("{w}x{h} ({c})"))
-            .collect();
+        let sizes: Vec<String> =
+            r.image_sizes.iter().map(|[w, h, c]| format!("{w}x{h} ({c})")).collect();
         let _ = writeln!(
             o,
             "images    {} found; sizes: {}",
             r.train_images,
-            if sizes.is_empty() {
-                "-".into()
-            } else {
-                sizes.join(", ")
-            }
+            if sizes.is_empty() { "-".into() } else { sizes.join(", ") }
         );
         let test = match (r.test_images, r.test_fmri_rows) {
             (None, _) => "absent".to_string(),
@@ -226,11 +210,7 @@ pub fn render(r: &DataInfo) -> String {
         let _ = writeln!(o, "\nROI voxels ({} classes)", r.roi_classes.len());
         let _ = writeln!(o, "  {:<16} {:<15} {:>7} {:>7}", "class", "ROI", "lh", "rh");
         for c in &r.rois {
-            let _ = writeln!(
-                o,
-                "  {:<16} {:<15} {:>7} {:>7}",
-                c.class, c.name, c.lh, c.rh
-            );
+            let _ = writeln!(o, "  {:<16} {:<15} {:>7} {:>7}", c.class, c.name, c.lh, c.rh);
         }
         let _ = writeln!(o, "\nROI sets");
         for s in &r.roi_sets {

@@ -28,7 +28,10 @@ pub struct Args {
 
 /// Read an f32 npy `[C,h,w]`/`[B,C,h,w]`, or rows of an f16/f32 `[N,C,h,w]` latent cache
 /// (`rows` empty = all), as rank-4 f32 values.
-pub fn read_latent_npy(path: &std::path::Path, rows: &[usize]) -> anyhow::Result<(Vec<f32>, [usize; 4])> {
+pub fn read_latent_npy(
+    path: &std::path::Path,
+    rows: &[usize],
+) -> anyhow::Result<(Vec<f32>, [usize; 4])> {
     if rows.is_empty()
         && let Ok(a) = ndarray_npy::read_npy::<_, ArrayD<f32>>(path)
     {
@@ -39,8 +42,9 @@ pub fn read_latent_npy(path: &std::path::Path, rows: &[usize]) -> anyhow::Result
         };
         return Ok((a.iter().copied().collect(), shape));
     }
-    let cache = crate::latents::LatentCache::open(path)
-        .with_context(|| format!("{}: not an f32 latent or an [N,C,h,w] f16/f32 cache", path.display()))?;
+    let cache = crate::latents::LatentCache::open(path).with_context(|| {
+        format!("{}: not an f32 latent or an [N,C,h,w] f16/f32 cache", path.display())
+    })?;
     let rows: Vec<usize> = if rows.is_empty() { (0..cache.len()).collect() } else { rows.to_vec() };
     let [c, h, w] = cache.shape();
     let a = cache.rows(&rows)?;

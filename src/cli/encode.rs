@@ -39,9 +39,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let latent = crate::latents::encode_scaled(&vae, image, args.sample.then_some(args.seed));
     let output = args.output.unwrap_or_else(|| args.image.with_extension("latent.npy"));
     let dims = latent.dims();
-    let values: Vec<f32> = latent.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let values: Vec<f32> = latent
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let array = ndarray::Array4::from_shape_vec(dims, values)?;
-    ndarray_npy::write_npy(&output, &array).with_context(|| format!("writing {}", output.display()))?;
+    ndarray_npy::write_npy(&output, &array)
+        .with_context(|| format!("writing {}", output.display()))?;
     eprintln!("wrote {} {:?}", output.display(), dims);
     Ok(())
 }

@@ -46,7 +46,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let subject = crate::data::algonauts::Subject::open(&args.data, &args.subject)?;
     let mut images = subject.train_images().to_vec();
     let n_train = images.len();
-    if !args.train_only && let Some(test) = subject.test() {
+    if !args.train_only
+        && let Some(test) = subject.test()
+    {
         images.extend(test.images.iter().cloned());
     }
     let mode = if args.sample { LatentMode::Sample { seed: args.seed } } else { LatentMode::Mode };

@@ -27,7 +27,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read image {} (PNG expected)", args.image.display()))?;
     let width = args.width.or_else(|| {
         // Fit the terminal width when neither size is given (viuer would use the image size).
-        if args.height.is_none() { crossterm::terminal::size().ok().map(|(w, _)| u32::from(w).min(img.width())) } else { None }
+        if args.height.is_none() {
+            crossterm::terminal::size().ok().map(|(w, _)| u32::from(w).min(img.width()))
+        } else {
+            None
+        }
     });
     let config = viuer::Config {
         absolute_offset: false,

@@ -1,7 +1,7 @@
 //! `brainscope status [--dir experiments] [--json]`: every experiment with its state, epoch,
 //! last train loss and best validation L1.
 
-use crate::experiments::registry::{scan, ExperimentSummary};
+use crate::experiments::registry::{ExperimentSummary, scan};
 use std::path::PathBuf;
 
 /// Arguments of `brainscope status`.

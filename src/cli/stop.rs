@@ -1,7 +1,7 @@
 //! `brainscope stop ID [--timeout 30]`: SIGTERM the trainer (it finishes its step, checkpoints
 //! and records `stopped`), SIGKILL it after the timeout.
 
-use crate::experiments::control::{stop, StopOutcome};
+use crate::experiments::control::{StopOutcome, stop};
 use crate::experiments::registry::find;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -23,9 +23,12 @@ pub struct Args {
 /// Run `brainscope stop`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (dir, _) = find(&args.dir, &args.id)?;
-    let outcome = stop(&dir, Duration::from_secs(args.timeout)).with_context(|| format!("stopping experiment {}", args.id))?;
+    let outcome = stop(&dir, Duration::from_secs(args.timeout))
+        .with_context(|| format!("stopping experiment {}", args.id))?;
     match outcome {
-        StopOutcome::Graceful(state) => println!("experiment {} stopped (state: {})", args.id, state.name()),
+        StopOutcome::Graceful(state) => {
+            println!("experiment {} stopped (state: {})", args.id, state.name())
+        }
         StopOutcome::Killed => println!(
             "experiment {} did not exit within {} s of SIGTERM: killed; it resumes from its last checkpoint",
             args.id, args.timeout

@@ -2,7 +2,7 @@
 //! launch a detached trainer (new session, log to train.log) and return, or train in this
 //! process with `--foreground`.
 
-use crate::experiments::launch::{ensure_not_running, start_training, LaunchOptions};
+use crate::experiments::launch::{LaunchOptions, ensure_not_running, start_training};
 use crate::experiments::registry::find;
 use crate::experiments::state::RunPaths;
 use crate::train::trainer::{self, TrainRequest};

@@ -80,10 +80,7 @@ impl Subject {
         let dir = subject_dir(root, subject)?;
         let mut problems = Vec::new();
         let train_dir = dir.join("training_split");
-        require_dir(
-            &train_dir,
-            "training split: training_fmri/ and training_images/",
-        )?;
+        require_dir(&train_dir, "training split: training_fmri/ and training_images/")?;
         let train = open_hemispheres(&train_dir.join("training_fmri"), "training")?;
         let img_dir = train_dir.join("training_images");
         require_dir(&img_dir, "training images, one per fMRI row")?;
@@ -115,17 +112,7 @@ impl Subject {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| subject.to_string());
-        Ok((
-            Subject {
-                dir,
-                name,
-                naming,
-                train,
-                train_images,
-                test,
-            },
-            problems,
-        ))
+        Ok((Subject { dir, name, naming, train, train_images, test }, problems))
     }
 
     /// The subject folder.
@@ -187,9 +174,7 @@ impl Subject {
         for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, "list", e))? {
             let entry = entry.map_err(|e| DataError::io(&dir, "list", e))?;
             let file = entry.file_name().to_string_lossy().into_owned();
-            if let Some(class) = file
-                .strip_prefix("mapping_")
-                .and_then(|f| f.strip_suffix(".npy"))
+            if let Some(class) = file.strip_prefix("mapping_").and_then(|f| f.strip_suffix(".npy"))
             {
                 names.insert(class.to_string());
             } else if let Some((_, class)) = mask_class(&file) {
@@ -200,17 +185,9 @@ impl Subject {
             return Err(DataError::NoRoiMasks { dir });
         }
         // The challenge's class order first, then any other class alphabetically.
-        let mut ordered: Vec<String> = ROI_CLASSES
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .filter(|c| names.contains(c))
-            .collect();
-        ordered.extend(
-            names
-                .iter()
-                .filter(|n| !ROI_CLASSES.iter().any(|(c, _)| c == n))
-                .cloned(),
-        );
+        let mut ordered: Vec<String> =
+            ROI_CLASSES.iter().map(|(c, _)| c.to_string()).filter(|c| names.contains(c)).collect();
+        ordered.extend(names.iter().filter(|n| !ROI_CLASSES.iter().any(|(c, _)| c == n)).cloned());
         let mut classes = Vec::new();
         for class in ordered {
             let mapping_path = dir.join(format!("mapping_{class}.npy"));
@@ -226,10 +203,9 @@ impl Subject {
             let rh_path = find_mask(&dir, "rh", &class)?;
             let lh = read_int_vector(&lh_path, "left-hemisphere ROI labels")?;
             let rh = read_int_vector(&rh_path, "right-hemisphere ROI labels")?;
-            for (path, len, m) in [
-                (&lh_path, lh.len(), &self.train.lh),
-                (&rh_path, rh.len(), &self.train.rh),
-            ] {
+            for (path, len, m) in
+                [(&lh_path, lh.len(), &self.train.lh), (&rh_path, rh.len(), &self.train.rh)]
+            {
                 if len != m.cols() {
                     return Err(DataError::MaskLength {
                         path: path.clone(),
@@ -277,15 +253,13 @@ impl Subject {
         rows: &[usize],
         progress: Progress,
     ) -> Result<Array2<f32>, DataError> {
-        let fmri = self
-            .test
-            .as_ref()
-            .and_then(|t| t.fmri.as_ref())
-            .ok_or_else(|| DataError::MissingFile {
+        let fmri = self.test.as_ref().and_then(|t| t.fmri.as_ref()).ok_or_else(|| {
+            DataError::MissingFile {
                 path: self.dir.join("test_split/test_fmri/lh_test_fmri.npy"),
                 what: "test fMRI (the public challenge release withholds it)".into(),
                 fix: "use the training split (validation rows) instead".into(),
-            })?;
+            }
+        })?;
         load_masked(&self.dir, fmri, mask, rows, progress)
     }
 
@@ -334,11 +308,7 @@ fn fill_masked(
         });
     }
     let width = mask.input_width();
-    assert_eq!(
-        out.len(),
-        rows.len() * width,
-        "output must hold rows.len() x input_width values"
-    );
+    assert_eq!(out.len(), rows.len() * width, "output must hold rows.len() x input_width values");
     for (path, m) in [(h.lh.path(), &h.lh), (h.rh.path(), &h.rh)] {
         if let Some(&bad) = rows.iter().find(|&&r| r >= m.rows()) {
             return Err(DataError::RowOutOfRange {
@@ -414,16 +384,9 @@ fn subject_dir(root: &Path, subject: &str) -> Result<PathBuf, DataError> {
             root.display()
         )
     } else {
-        format!(
-            "subject {subject}; subjects found: {} (pass --subject)",
-            found.join(", ")
-        )
+        format!("subject {subject}; subjects found: {} (pass --subject)", found.join(", "))
     };
-    Err(DataError::MissingDir {
-        path: dir,
-        what,
-        fix: FIX_ROOT.into(),
-    })
+    Err(DataError::MissingDir { path: dir, what, fix: FIX_ROOT.into() })
 }
 
 fn require_dir(dir: &Path, what: &str) -> Result<(), DataError> {
@@ -440,10 +403,7 @@ fn require_dir(dir: &Path, what: &str) -> Result<(), DataError> {
 
 /// Open `{lh,rh}_<split>_fmri.npy` in `dir` and check the row counts agree.
 fn open_hemispheres(dir: &Path, split: &str) -> Result<Hemispheres, DataError> {
-    require_dir(
-        dir,
-        &format!("{split} fMRI: lh_{split}_fmri.npy and rh_{split}_fmri.npy"),
-    )?;
+    require_dir(dir, &format!("{split} fMRI: lh_{split}_fmri.npy and rh_{split}_fmri.npy"))?;
     let lh = NpyMatrix::open(
         &dir.join(format!("lh_{split}_fmri.npy")),
         "left-hemisphere fMRI [stimuli, vertices]",
@@ -470,16 +430,9 @@ fn open_test(dir: &Path, train: &Hemispheres) -> Result<Option<TestSplit>, DataE
         return Ok(None);
     }
     let img_dir = test_dir.join("test_images");
-    let images = if img_dir.is_dir() {
-        list_images(&img_dir, "test")?.0
-    } else {
-        Vec::new()
-    };
+    let images = if img_dir.is_dir() { list_images(&img_dir, "test")?.0 } else { Vec::new() };
     let fmri_dir = test_dir.join("test_fmri");
-    let (lh_p, rh_p) = (
-        fmri_dir.join("lh_test_fmri.npy"),
-        fmri_dir.join("rh_test_fmri.npy"),
-    );
+    let (lh_p, rh_p) = (fmri_dir.join("lh_test_fmri.npy"), fmri_dir.join("rh_test_fmri.npy"));
     let fmri = match (lh_p.is_file(), rh_p.is_file()) {
         (false, false) => None,
         (true, false) | (false, true) => {
@@ -522,9 +475,7 @@ fn open_test(dir: &Path, train: &Hemispheres) -> Result<Option<TestSplit>, DataE
 /// `(hemisphere, class)` of a mask file name in either naming (`_fsaverage_space` and
 /// `all-vertices` files of the release are not ROI classes).
 fn mask_class(file: &str) -> Option<(Naming, String)> {
-    let rest = file
-        .strip_prefix("lh.")
-        .or_else(|| file.strip_prefix("rh."))?;
+    let rest = file.strip_prefix("lh.").or_else(|| file.strip_prefix("rh."))?;
     let stem = rest.strip_suffix("_space.npy")?;
     if stem.ends_with("_fsaverage") || stem.starts_with("all-vertices") {
         return None;
@@ -545,10 +496,7 @@ fn find_mask(dir: &Path, hemi: &str, class: &str) -> Result<PathBuf, DataError> 
     } else {
         Err(DataError::MissingFile {
             path: challenge,
-            what: format!(
-                "{hemi} labels of ROI class {class} (or {})",
-                course.display()
-            ),
+            what: format!("{hemi} labels of ROI class {class} (or {})", course.display()),
             fix: "copy the subject's roi_masks folder from the release".into(),
         })
     }
@@ -580,10 +528,7 @@ fn list_images(dir: &Path, prefix: &str) -> Result<(Vec<PathBuf>, Naming), DataE
             odd.push(name);
         }
     }
-    let bad = |reason: String| DataError::ImageNames {
-        dir: dir.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| DataError::ImageNames { dir: dir.to_path_buf(), reason };
     if !odd.is_empty() {
         odd.sort();
         return Err(bad(format!(
@@ -637,14 +582,8 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            parse_challenge_name("train-0001_nsd-00013", "train"),
-            Some(1)
-        );
-        assert_eq!(
-            parse_challenge_name("test-0159_nsd-72949", "test"),
-            Some(159)
-        );
+        assert_eq!(parse_challenge_name("train-0001_nsd-00013", "train"), Some(1));
+        assert_eq!(parse_challenge_name("test-0159_nsd-72949", "test"), Some(159));
         assert_eq!(parse_challenge_name("train-0001", "train"), None);
         assert_eq!(
             mask_class("lh.prf-visualrois_challenge_space.npy"),

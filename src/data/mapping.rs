@@ -25,23 +25,15 @@ pub fn read_mapping(path: &Path) -> Result<BTreeMap<i32, String>, DataError> {
     if header.dtype != Some(Dtype::Object) {
         return Err(DataError::NotADict {
             path: path.to_path_buf(),
-            found: format!(
-                "a numeric array (dtype {}, shape {:?})",
-                header.descr, header.shape
-            ),
+            found: format!("a numeric array (dtype {}, shape {:?})", header.descr, header.shape),
         });
     }
     let mut payload = Vec::new();
-    file.read_to_end(&mut payload)
-        .map_err(|e| DataError::io(path, "read", e))?;
-    let value = unpickle(&payload).map_err(|reason| DataError::Pickle {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    let dict = find_dict(&value).map_err(|found| DataError::NotADict {
-        path: path.to_path_buf(),
-        found,
-    })?;
+    file.read_to_end(&mut payload).map_err(|e| DataError::io(path, "read", e))?;
+    let value = unpickle(&payload)
+        .map_err(|reason| DataError::Pickle { path: path.to_path_buf(), reason })?;
+    let dict = find_dict(&value)
+        .map_err(|found| DataError::NotADict { path: path.to_path_buf(), found })?;
     let mut out = BTreeMap::new();
     for (k, v) in dict {
         let key = as_int(&k).ok_or_else(|| DataError::NotADict {
@@ -254,9 +246,6 @@ mod tests {
         let path = dir.path().join("mapping_x.npy");
         npy::write_i32(&path, &[3], &[1, 2, 3]).unwrap();
         let err = read_mapping(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("mapping_x.npy") && err.contains("dict"),
-            "{err}"
-        );
+        assert!(err.contains("mapping_x.npy") && err.contains("dict"), "{err}");
     }
 }

@@ -253,10 +253,6 @@ pub const FIX_ROOT: &str = "point at the dataset root that holds <subject>/train
 impl DataError {
     /// Wrap an I/O error with the file and action involved.
     pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.into(),
-            action,
-            source,
-        }
+        DataError::Io { path: path.into(), action, source }
     }
 }

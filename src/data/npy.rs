@@ -86,11 +86,7 @@ fn parse_descr(descr: &str) -> Option<Dtype> {
         _ => ("", descr),
     };
     let kind = ty.chars().next()?;
-    let size: usize = if ty.len() > 1 {
-        ty[1..].parse().ok()?
-    } else {
-        0
-    };
+    let size: usize = if ty.len() > 1 { ty[1..].parse().ok()? } else { 0 };
     if order == ">" && size > 1 {
         return None; // big-endian: not supported
     }
@@ -139,10 +135,7 @@ impl LitParser<'_> {
             self.i += 1;
             Ok(())
         } else {
-            Err(format!(
-                "expected '{}' at header byte {}",
-                c as char, self.i
-            ))
+            Err(format!("expected '{}' at header byte {}", c as char, self.i))
         }
     }
 
@@ -220,16 +213,12 @@ impl LitParser<'_> {
                 if self.s.get(self.i) == Some(&b'L') {
                     self.i += 1;
                 }
-                text.parse()
-                    .map(Lit::Int)
-                    .map_err(|_| format!("bad integer '{text}' in header"))
+                text.parse().map(Lit::Int).map_err(|_| format!("bad integer '{text}' in header"))
             }
             _ => {
-                for (word, lit) in [
-                    ("True", Lit::Bool(true)),
-                    ("False", Lit::Bool(false)),
-                    ("None", Lit::None),
-                ] {
+                for (word, lit) in
+                    [("True", Lit::Bool(true)), ("False", Lit::Bool(false)), ("None", Lit::None)]
+                {
                     if self.s[self.i..].starts_with(word.as_bytes()) {
                         self.i += word.len();
                         return Ok(lit);
@@ -243,30 +232,21 @@ impl LitParser<'_> {
 
 /// Read and parse the header of an `.npy` file from `reader` (positioned at the start).
 pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, DataError> {
-    let bad = |reason: String| DataError::NpyFormat {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| DataError::NpyFormat { path: path.to_path_buf(), reason };
     let mut pre = [0u8; 8];
-    reader
-        .read_exact(&mut pre)
-        .map_err(|_| bad("file shorter than the npy preamble".into()))?;
+    reader.read_exact(&mut pre).map_err(|_| bad("file shorter than the npy preamble".into()))?;
     if &pre[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic (not an .npy file)".into()));
     }
     let (len, pre_len) = match pre[6] {
         1 => {
             let mut b = [0u8; 2];
-            reader
-                .read_exact(&mut b)
-                .map_err(|_| bad("truncated header length".into()))?;
+            reader.read_exact(&mut b).map_err(|_| bad("truncated header length".into()))?;
             (u16::from_le_bytes(b) as usize, 10)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            reader
-                .read_exact(&mut b)
-                .map_err(|_| bad("truncated header length".into()))?;
+            reader.read_exact(&mut b).map_err(|_| bad("truncated header length".into()))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
         v => return Err(bad(format!("unknown npy format version {v}"))),
@@ -275,9 +255,7 @@ pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, Da
         return Err(bad(format!("header length {len} is implausible")));
     }
     let mut text = vec![0u8; len];
-    reader
-        .read_exact(&mut text)
-        .map_err(|_| bad("truncated header".into()))?;
+    reader.read_exact(&mut text).map_err(|_| bad("truncated header".into()))?;
     let lit = LitParser { s: &text, i: 0 }.value().map_err(bad)?;
     let Lit::Dict(pairs) = lit else {
         return Err(bad("header is not a dict".into()));
@@ -291,13 +269,7 @@ pub fn read_header<R: Read>(reader: &mut R, path: &Path) -> Result<NpyHeader, Da
             (Lit::Str(k), Lit::Seq(dims)) if k == "shape" => {
                 let dims: Option<Vec<usize>> = dims
                     .iter()
-                    .map(|d| {
-                        if let Lit::Int(n) = d {
-                            usize::try_from(*n).ok()
-                        } else {
-                            None
-                        }
-                    })
+                    .map(|d| if let Lit::Int(n) = d { usize::try_from(*n).ok() } else { None })
                     .collect();
                 shape = Some(dims.ok_or_else(|| bad("shape holds a non-integer".into()))?);
             }
@@ -391,9 +363,7 @@ impl NpyMatrix {
             }
         };
         if h.fortran_order && rows > 1 && cols > 1 {
-            return Err(DataError::FortranOrder {
-                path: path.to_path_buf(),
-            });
+            return Err(DataError::FortranOrder { path: path.to_path_buf() });
         }
         // SAFETY: the file is opened read-only; the map is only read. Another process truncating
         // the file while mapped would fault, as with any mmap-based reader (numpy's included).
@@ -416,14 +386,7 @@ impl NpyMatrix {
                 ),
             });
         }
-        Ok(NpyMatrix {
-            path: path.to_path_buf(),
-            map,
-            dtype,
-            rows,
-            cols,
-            offset: h.data_offset,
-        })
+        Ok(NpyMatrix { path: path.to_path_buf(), map, dtype, rows, cols, offset: h.data_offset })
     }
 
     /// The file this array was mapped from.
@@ -448,11 +411,7 @@ impl NpyMatrix {
 
     fn row_bytes(&self, row: usize) -> Result<&[u8], DataError> {
         if row >= self.rows {
-            return Err(DataError::RowOutOfRange {
-                path: self.path.clone(),
-                row,
-                rows: self.rows,
-            });
+            return Err(DataError::RowOutOfRange { path: self.path.clone(), row, rows: self.rows });
         }
         let w = self.cols * self.dtype.size();
         let start = self.offset + row * w;
@@ -462,11 +421,7 @@ impl NpyMatrix {
     /// Row `row` borrowed from the map when the file is f32 and aligned (zero-copy), else `None`.
     pub fn row_f32_borrowed(&self, row: usize) -> Result<Option<&[f32]>, DataError> {
         let bytes = self.row_bytes(row)?;
-        Ok(if self.dtype == Dtype::F32 {
-            bytemuck::try_cast_slice(bytes).ok()
-        } else {
-            None
-        })
+        Ok(if self.dtype == Dtype::F32 { bytemuck::try_cast_slice(bytes).ok() } else { None })
     }
 
     /// Copy row `row` into `out` (length `cols`), converting f64/f16 to f32.
@@ -506,14 +461,7 @@ impl NpyMatrix {
         rows: &[usize],
         mut f: impl FnMut(usize, &[f32]),
     ) -> Result<(), DataError> {
-        let mut buf = vec![
-            0f32;
-            if self.dtype == Dtype::F32 {
-                0
-            } else {
-                self.cols
-            }
-        ];
+        let mut buf = vec![0f32; if self.dtype == Dtype::F32 { 0 } else { self.cols }];
         let mut since = 0;
         for (i, &r) in rows.iter().enumerate() {
             if let Some(row) = self.row_f32_borrowed(r)? {
@@ -544,10 +492,7 @@ impl NpyMatrix {
             // SAFETY: the map is a read-only MAP_SHARED file mapping. MADV_DONTNEED only discards
             // page-table entries; any later read (including through a borrowed row slice) faults
             // the same file contents back in, so no memory visible to Rust changes.
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
-            };
+            let _ = unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
     }
 
@@ -583,8 +528,7 @@ pub fn read_int_vector(path: &Path, what: &str) -> Result<Vec<i32>, DataError> {
         Some(d) => d,
     };
     let mut bytes = Vec::with_capacity(n * dtype.size());
-    file.read_to_end(&mut bytes)
-        .map_err(|e| DataError::io(path, "read", e))?;
+    file.read_to_end(&mut bytes).map_err(|e| DataError::io(path, "read", e))?;
     if bytes.len() < n * dtype.size() {
         return Err(DataError::NpyFormat {
             path: path.to_path_buf(),
@@ -632,13 +576,7 @@ pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
-        dims => format!(
-            "({})",
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut dict =
         format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
@@ -675,10 +613,7 @@ pub fn write_atomically(
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -795,20 +730,16 @@ impl RowWriter {
             Dtype::F32 if cfg!(target_endian = "little") => {
                 self.bytes.extend_from_slice(bytemuck::cast_slice(row))
             }
-            Dtype::F32 => row
+            Dtype::F32 => row.iter().for_each(|v| self.bytes.extend_from_slice(&v.to_le_bytes())),
+            Dtype::F64 => {
+                row.iter().for_each(|v| self.bytes.extend_from_slice(&(*v as f64).to_le_bytes()))
+            }
+            _ => row
                 .iter()
-                .for_each(|v| self.bytes.extend_from_slice(&v.to_le_bytes())),
-            Dtype::F64 => row
-                .iter()
-                .for_each(|v| self.bytes.extend_from_slice(&(*v as f64).to_le_bytes())),
-            _ => row.iter().for_each(|v| {
-                self.bytes
-                    .extend_from_slice(&f16::from_f32(*v).to_le_bytes())
-            }),
+                .for_each(|v| self.bytes.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
         }
         let w = self.w.as_mut().expect("writer present until finish");
-        w.write_all(&self.bytes)
-            .map_err(|e| DataError::io(&self.tmp, "write", e))?;
+        w.write_all(&self.bytes).map_err(|e| DataError::io(&self.tmp, "write", e))?;
         self.rows_left -= 1;
         Ok(())
     }

@@ -85,14 +85,7 @@ impl PyObj {
 /// Run the pickle machine over `data` and return the pickled value.
 /// Errors are plain descriptions; the caller adds the file name.
 pub fn unpickle(data: &[u8]) -> Result<PyObj, String> {
-    Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Vec::new(),
-    }
-    .run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() }.run()
 }
 
 struct Machine<'a> {
@@ -105,16 +98,9 @@ struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| {
-                format!(
-                    "pickle truncated at byte {} (wanted {n} more bytes)",
-                    self.pos
-                )
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
+            format!("pickle truncated at byte {} (wanted {n} more bytes)", self.pos)
+        })?;
         let s: &'a [u8] = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -142,26 +128,19 @@ impl<'a> Machine<'a> {
 
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("pickle truncated in a text line")?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or("pickle truncated in a text line")?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
     }
 
     fn pop(&mut self) -> Result<PyObj, String> {
-        self.stack
-            .pop()
-            .ok_or_else(|| format!("pickle stack underflow at byte {}", self.pos))
+        self.stack.pop().ok_or_else(|| format!("pickle stack underflow at byte {}", self.pos))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<PyObj>, String> {
-        let mark = self
-            .marks
-            .pop()
-            .ok_or_else(|| format!("pickle MARK missing at byte {}", self.pos))?;
+        let mark =
+            self.marks.pop().ok_or_else(|| format!("pickle MARK missing at byte {}", self.pos))?;
         if mark > self.stack.len() {
             return Err(format!("pickle MARK beyond stack at byte {}", self.pos));
         }
@@ -170,9 +149,7 @@ impl<'a> Machine<'a> {
 
     fn top(&mut self) -> Result<&mut PyObj, String> {
         let pos = self.pos;
-        self.stack
-            .last_mut()
-            .ok_or_else(|| format!("pickle stack empty at byte {pos}"))
+        self.stack.last_mut().ok_or_else(|| format!("pickle stack empty at byte {pos}"))
     }
 
     fn memo_put(&mut self, idx: usize) -> Result<(), String> {
@@ -205,10 +182,7 @@ impl<'a> Machine<'a> {
             return Ok(());
         }
         if b.len() > 8 {
-            return Err(format!(
-                "integer of {} bytes does not fit in 64 bits",
-                b.len()
-            ));
+            return Err(format!("integer of {} bytes does not fit in 64 bits", b.len()));
         }
         let neg = b[b.len() - 1] & 0x80 != 0;
         let mut buf = if neg { [0xffu8; 8] } else { [0u8; 8] };
@@ -314,9 +288,8 @@ impl<'a> Machine<'a> {
                 }
                 b'G' => {
                     let b = self.take(8)?; // BINFLOAT (big-endian)
-                    self.stack.push(PyObj::Float(f64::from_be_bytes(
-                        b.try_into().expect("8 bytes"),
-                    )));
+                    self.stack
+                        .push(PyObj::Float(f64::from_be_bytes(b.try_into().expect("8 bytes"))));
                 }
                 b'F' => {
                     let s = self.line()?;
@@ -342,11 +315,7 @@ impl<'a> Machine<'a> {
                 }
                 b'U' | b'T' => {
                     // SHORT_BINSTRING, BINSTRING (Python 2 str)
-                    let n = if op == b'U' {
-                        self.u8()? as usize
-                    } else {
-                        self.u32()?
-                    };
+                    let n = if op == b'U' { self.u8()? as usize } else { self.u32()? };
                     let b = self.take(n)?.to_vec();
                     self.stack.push(PyObj::Bytes(b));
                 }
@@ -384,9 +353,7 @@ impl<'a> Machine<'a> {
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.stack.push(PyObj::Tuple(items));
                 }
-                b']' => self
-                    .stack
-                    .push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self.stack.push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
                 b'l' => {
                     let items = self.pop_mark()?;
                     self.stack.push(PyObj::List(Rc::new(RefCell::new(items))));
@@ -401,9 +368,7 @@ impl<'a> Machine<'a> {
                     let target = self.top()?.clone();
                     self.add_items(&target, items)?;
                 }
-                b'}' => self
-                    .stack
-                    .push(PyObj::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self.stack.push(PyObj::Dict(Rc::new(RefCell::new(Vec::new())))),
                 b'd' => {
                     let items = self.pop_mark()?;
                     let d = PyObj::Dict(Rc::new(RefCell::new(Vec::new())));
@@ -422,9 +387,7 @@ impl<'a> Machine<'a> {
                     self.set_items(&target, items)?;
                 }
                 // Sets are kept as lists: EMPTY_SET, ADDITEMS, FROZENSET.
-                0x8f => self
-                    .stack
-                    .push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
+                0x8f => self.stack.push(PyObj::List(Rc::new(RefCell::new(Vec::new())))),
                 0x90 => {
                     let items = self.pop_mark()?;
                     let target = self.top()?.clone();
@@ -462,12 +425,11 @@ impl<'a> Machine<'a> {
                             ));
                         }
                     };
-                    self.stack
-                        .push(PyObj::Object(Rc::new(RefCell::new(Instance {
-                            func,
-                            args,
-                            state: None,
-                        }))));
+                    self.stack.push(PyObj::Object(Rc::new(RefCell::new(Instance {
+                        func,
+                        args,
+                        state: None,
+                    }))));
                 }
                 0x92 => {
                     // NEWOBJ_EX cls, args, kwargs
@@ -483,12 +445,11 @@ impl<'a> Machine<'a> {
                             ));
                         }
                     };
-                    self.stack
-                        .push(PyObj::Object(Rc::new(RefCell::new(Instance {
-                            func,
-                            args,
-                            state: None,
-                        }))));
+                    self.stack.push(PyObj::Object(Rc::new(RefCell::new(Instance {
+                        func,
+                        args,
+                        state: None,
+                    }))));
                 }
                 b'b' => {
                     let state = self.pop()?; // BUILD
@@ -530,9 +491,7 @@ impl<'a> Machine<'a> {
                     self.memo_get(idx)?;
                 }
                 other => {
-                    return Err(format!(
-                        "unsupported pickle opcode 0x{other:02x} at byte {at}"
-                    ));
+                    return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {at}"));
                 }
             }
         }
@@ -549,10 +508,7 @@ pub struct PickleWriter {
 impl PickleWriter {
     /// Start a protocol 3 pickle.
     pub fn new() -> Self {
-        PickleWriter {
-            out: vec![0x80, 3],
-            memo: 0,
-        }
+        PickleWriter { out: vec![0x80, 3], memo: 0 }
     }
 
     /// `GLOBAL module name`, memoised.
@@ -651,34 +607,18 @@ mod tests {
     #[test]
     fn reads_what_it_writes() {
         let mut w = PickleWriter::new();
-        w.op(b'}')
-            .put()
-            .op(b'(')
-            .int(1)
-            .str("a")
-            .int(70000)
-            .str("b")
-            .int(-5)
-            .str("c")
-            .op(b'u');
+        w.op(b'}').put().op(b'(').int(1).str("a").int(70000).str("b").int(-5).str("c").op(b'u');
         let bytes = w.finish();
         let v = unpickle(&bytes).unwrap();
-        let PyObj::Dict(d) = v else {
-            panic!("not a dict: {v:?}")
-        };
+        let PyObj::Dict(d) = v else { panic!("not a dict: {v:?}") };
         let d = d.borrow();
-        let keys: Vec<i64> = d
-            .iter()
-            .map(|(k, _)| if let PyObj::Int(i) = k { *i } else { 0 })
-            .collect();
+        let keys: Vec<i64> =
+            d.iter().map(|(k, _)| if let PyObj::Int(i) = k { *i } else { 0 }).collect();
         assert_eq!(keys, vec![1, 70000, -5]);
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// `pickle.dumps({1: 'V1v', 300: 'FFA-1', 70000: 'x', -2: 'neg'}, protocol=p)` from CPython
@@ -691,9 +631,7 @@ mod tests {
             "80049533000000000000007d94284b018c03563176944d2c018c054646412d31944a701101008c0178944afeffffff8c036e6567944b05284b019194752e",
         ];
         for c in cases {
-            let PyObj::Dict(d) = unpickle(&hex(c)).unwrap() else {
-                panic!("not a dict")
-            };
+            let PyObj::Dict(d) = unpickle(&hex(c)).unwrap() else { panic!("not a dict") };
             let d = d.borrow();
             let pairs: Vec<(i64, String)> = d
                 .iter()

@@ -28,10 +28,7 @@ pub struct RoiClass {
 impl RoiClass {
     /// `(label, name)` of the class's ROIs (label 0 excluded).
     pub fn rois(&self) -> impl Iterator<Item = (i32, &str)> {
-        self.mapping
-            .iter()
-            .filter(|(l, _)| **l != 0)
-            .map(|(l, n)| (*l, n.as_str()))
+        self.mapping.iter().filter(|(l, _)| **l != 0).map(|(l, n)| (*l, n.as_str()))
     }
 }
 
@@ -66,10 +63,7 @@ pub struct RoiCount {
 impl RoiAtlas {
     /// Every ROI name of the atlas, in class order.
     pub fn roi_names(&self) -> Vec<String> {
-        self.classes
-            .iter()
-            .flat_map(|c| c.rois().map(|(_, n)| n.to_string()))
-            .collect()
+        self.classes.iter().flat_map(|c| c.rois().map(|(_, n)| n.to_string())).collect()
     }
 
     /// Per-ROI vertex counts in each hemisphere.
@@ -120,13 +114,11 @@ impl RoiAtlas {
                 .enumerate()
                 .flat_map(|(ci, c)| {
                     c.rois()
-                        .filter(move |(_, n)| {
-                            if exact {
-                                *n == name
-                            } else {
-                                n.eq_ignore_ascii_case(name)
-                            }
-                        })
+                        .filter(
+                            move |(_, n)| {
+                                if exact { *n == name } else { n.eq_ignore_ascii_case(name) }
+                            },
+                        )
                         .map(move |(l, _)| (ci, l))
                 })
                 .collect()
@@ -161,11 +153,8 @@ impl RoiSet {
             "set3" => RoiSet::Set3,
             "none" | "all" => RoiSet::None,
             _ => {
-                let names: Vec<String> = t
-                    .split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect();
+                let names: Vec<String> =
+                    t.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
                 if names.is_empty() {
                     return Err(DataError::BadRoiSet(s.to_string()));
                 }
@@ -260,14 +249,7 @@ pub struct VoxelMask {
 impl VoxelMask {
     /// All voxels of a subject with these vertex counts (the `none` set).
     pub fn all(lh_vertices: usize, rh_vertices: usize, mode: MaskMode) -> Self {
-        VoxelMask {
-            set: RoiSet::None,
-            mode,
-            lh_vertices,
-            rh_vertices,
-            lh_sel: None,
-            rh_sel: None,
-        }
+        VoxelMask { set: RoiSet::None, mode, lh_vertices, rh_vertices, lh_sel: None, rh_sel: None }
     }
 
     /// The union of the set's ROIs, per hemisphere across all classes, then lh ++ rh.
@@ -281,16 +263,10 @@ impl VoxelMask {
         for name in &names {
             let hits = atlas.lookup(name);
             if hits.is_empty() {
-                let builtin: Vec<&str> = ROI_CLASSES
-                    .iter()
-                    .flat_map(|(_, r)| r.iter().map(|(_, n)| *n))
-                    .collect();
+                let builtin: Vec<&str> =
+                    ROI_CLASSES.iter().flat_map(|(_, r)| r.iter().map(|(_, n)| *n)).collect();
                 let valid = atlas.roi_names();
-                let valid = if valid.is_empty() {
-                    builtin.join(", ")
-                } else {
-                    valid.join(", ")
-                };
+                let valid = if valid.is_empty() { builtin.join(", ") } else { valid.join(", ") };
                 return Err(DataError::UnknownRoi {
                     name: name.clone(),
                     source_desc: format!("the mapping files of {}", atlas.dir.display()),
@@ -307,18 +283,11 @@ impl VoxelMask {
             }
         }
         let idx = |v: &[bool]| {
-            v.iter()
-                .enumerate()
-                .filter(|(_, s)| **s)
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
+            v.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i).collect::<Vec<_>>()
         };
         let (lh_sel, rh_sel) = (idx(&lh), idx(&rh));
         if lh_sel.is_empty() && rh_sel.is_empty() {
-            return Err(DataError::EmptyRoiUnion {
-                set: set.to_string(),
-                dir: atlas.dir.clone(),
-            });
+            return Err(DataError::EmptyRoiUnion { set: set.to_string(), dir: atlas.dir.clone() });
         }
         Ok(VoxelMask {
             set: set.clone(),
@@ -464,10 +433,7 @@ mod tests {
         let err = VoxelMask::build(&a, &RoiSet::parse("V9").unwrap(), MaskMode::Zero)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("V9") && err.contains("V1v") && err.contains("FFA-1"),
-            "{err}"
-        );
+        assert!(err.contains("V9") && err.contains("V1v") && err.contains("FFA-1"), "{err}");
         let err = VoxelMask::build(&a, &RoiSet::parse("OFA").unwrap(), MaskMode::Zero)
             .unwrap_err()
             .to_string();
@@ -479,13 +445,7 @@ mod tests {
         let c = atlas().roi_counts();
         assert_eq!(
             c[0],
-            RoiCount {
-                class: "prf-visualrois".into(),
-                label: 1,
-                name: "V1v".into(),
-                lh: 1,
-                rh: 1
-            }
+            RoiCount { class: "prf-visualrois".into(), label: 1, name: "V1v".into(), lh: 1, rh: 1 }
         );
         assert_eq!(c.len(), 4);
     }

@@ -12,7 +12,10 @@ pub const ROI_CLASSES: &[(&str, &[(i32, &str)])] = &[
     ("floc-bodies", &[(1, "EBA"), (2, "FBA-1"), (3, "FBA-2"), (4, "mTL-bodies")]),
     ("floc-faces", &[(1, "OFA"), (2, "FFA-1"), (3, "FFA-2"), (4, "mTL-faces"), (5, "aTL-faces")]),
     ("floc-places", &[(1, "OPA"), (2, "PPA"), (3, "RSC")]),
-    ("floc-words", &[(1, "OWFA"), (2, "VWFA-1"), (3, "VWFA-2"), (4, "mfs-words"), (5, "mTL-words")]),
+    (
+        "floc-words",
+        &[(1, "OWFA"), (2, "VWFA-1"), (3, "VWFA-2"), (4, "mfs-words"), (5, "mTL-words")],
+    ),
     (
         "streams",
         &[
@@ -33,9 +36,22 @@ pub const ROI_SETS: &[(&str, &[&str])] = &[
     (
         "set2",
         &[
-            "EBA", "FBA-1", "FBA-2", "mTL-bodies", "OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces",
-            "OPA", "PPA", "RSC",
+            "EBA",
+            "FBA-1",
+            "FBA-2",
+            "mTL-bodies",
+            "OFA",
+            "FFA-1",
+            "FFA-2",
+            "mTL-faces",
+            "aTL-faces",
+            "OPA",
+            "PPA",
+            "RSC",
         ],
     ),
-    ("set3", &["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]),
+    (
+        "set3",
+        &["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
+    ),
 ];

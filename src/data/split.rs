@@ -62,11 +62,8 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
 /// chosen by a seeded shuffle (module docs), the rest for training; both sorted ascending.
 /// `val_fraction` is clamped to `[0, 1]`.
 pub fn train_val_split(n: usize, seed: u64, val_fraction: f64) -> TrainValSplit {
-    let frac = if val_fraction.is_finite() {
-        val_fraction.clamp(0.0, 1.0)
-    } else {
-        DEFAULT_VAL_FRACTION
-    };
+    let frac =
+        if val_fraction.is_finite() { val_fraction.clamp(0.0, 1.0) } else { DEFAULT_VAL_FRACTION };
     let n_val = ((n as f64) * frac).round() as usize;
     let perm = permutation(n, seed);
     let mut val = perm[..n_val].to_vec();

@@ -129,165 +129,36 @@ fn blocks() -> Vec<Block> {
             .enumerate()
             .find(|(_, (c, _))| *c == class)
             .expect("ROI class in table");
-        let label = rois
-            .iter()
-            .find(|(_, n)| *n == name)
-            .expect("ROI name in table")
-            .0;
+        let label = rois.iter().find(|(_, n)| *n == name).expect("ROI name in table").0;
         Some((ci, label))
     };
     let prf = |level, ventral| Tuning::Prf { level, ventral };
-    let b = |roi, stream, fraction, tuning| Block {
-        roi,
-        stream,
-        fraction,
-        tuning,
-    };
+    let b = |roi, stream, fraction, tuning| Block { roi, stream, fraction, tuning };
     vec![
-        b(
-            roi("prf-visualrois", "V1v"),
-            EARLY,
-            0.05,
-            prf(0, Some(true)),
-        ),
-        b(
-            roi("prf-visualrois", "V1d"),
-            EARLY,
-            0.05,
-            prf(0, Some(false)),
-        ),
-        b(
-            roi("prf-visualrois", "V2v"),
-            EARLY,
-            0.045,
-            prf(1, Some(true)),
-        ),
-        b(
-            roi("prf-visualrois", "V2d"),
-            EARLY,
-            0.045,
-            prf(1, Some(false)),
-        ),
-        b(
-            roi("prf-visualrois", "V3v"),
-            EARLY,
-            0.04,
-            prf(2, Some(true)),
-        ),
-        b(
-            roi("prf-visualrois", "V3d"),
-            EARLY,
-            0.04,
-            prf(2, Some(false)),
-        ),
-        b(
-            roi("prf-visualrois", "hV4"),
-            MIDVENTRAL,
-            0.035,
-            prf(3, None),
-        ),
-        b(
-            roi("floc-bodies", "EBA"),
-            LATERAL,
-            0.04,
-            Tuning::Selective(Bodies),
-        ),
-        b(
-            roi("floc-bodies", "FBA-1"),
-            VENTRAL,
-            0.012,
-            Tuning::Selective(Bodies),
-        ),
-        b(
-            roi("floc-bodies", "FBA-2"),
-            VENTRAL,
-            0.012,
-            Tuning::Selective(Bodies),
-        ),
-        b(
-            roi("floc-bodies", "mTL-bodies"),
-            VENTRAL,
-            0.006,
-            Tuning::Selective(Bodies),
-        ),
-        b(
-            roi("floc-faces", "OFA"),
-            MIDLATERAL,
-            0.02,
-            Tuning::Selective(Faces),
-        ),
-        b(
-            roi("floc-faces", "FFA-1"),
-            VENTRAL,
-            0.02,
-            Tuning::Selective(Faces),
-        ),
-        b(
-            roi("floc-faces", "FFA-2"),
-            VENTRAL,
-            0.018,
-            Tuning::Selective(Faces),
-        ),
-        b(
-            roi("floc-faces", "mTL-faces"),
-            VENTRAL,
-            0.008,
-            Tuning::Selective(Faces),
-        ),
-        b(
-            roi("floc-faces", "aTL-faces"),
-            VENTRAL,
-            0.008,
-            Tuning::Selective(Faces),
-        ),
-        b(
-            roi("floc-places", "OPA"),
-            MIDPARIETAL,
-            0.03,
-            Tuning::Selective(Places),
-        ),
-        b(
-            roi("floc-places", "PPA"),
-            VENTRAL,
-            0.03,
-            Tuning::Selective(Places),
-        ),
-        b(
-            roi("floc-places", "RSC"),
-            PARIETAL,
-            0.02,
-            Tuning::Selective(Places),
-        ),
-        b(
-            roi("floc-words", "OWFA"),
-            MIDVENTRAL,
-            0.015,
-            Tuning::Selective(Words),
-        ),
-        b(
-            roi("floc-words", "VWFA-1"),
-            VENTRAL,
-            0.02,
-            Tuning::Selective(Words),
-        ),
-        b(
-            roi("floc-words", "VWFA-2"),
-            VENTRAL,
-            0.015,
-            Tuning::Selective(Words),
-        ),
-        b(
-            roi("floc-words", "mfs-words"),
-            VENTRAL,
-            0.01,
-            Tuning::Selective(Words),
-        ),
-        b(
-            roi("floc-words", "mTL-words"),
-            VENTRAL,
-            0.008,
-            Tuning::Selective(Words),
-        ),
+        b(roi("prf-visualrois", "V1v"), EARLY, 0.05, prf(0, Some(true))),
+        b(roi("prf-visualrois", "V1d"), EARLY, 0.05, prf(0, Some(false))),
+        b(roi("prf-visualrois", "V2v"), EARLY, 0.045, prf(1, Some(true))),
+        b(roi("prf-visualrois", "V2d"), EARLY, 0.045, prf(1, Some(false))),
+        b(roi("prf-visualrois", "V3v"), EARLY, 0.04, prf(2, Some(true))),
+        b(roi("prf-visualrois", "V3d"), EARLY, 0.04, prf(2, Some(false))),
+        b(roi("prf-visualrois", "hV4"), MIDVENTRAL, 0.035, prf(3, None)),
+        b(roi("floc-bodies", "EBA"), LATERAL, 0.04, Tuning::Selective(Bodies)),
+        b(roi("floc-bodies", "FBA-1"), VENTRAL, 0.012, Tuning::Selective(Bodies)),
+        b(roi("floc-bodies", "FBA-2"), VENTRAL, 0.012, Tuning::Selective(Bodies)),
+        b(roi("floc-bodies", "mTL-bodies"), VENTRAL, 0.006, Tuning::Selective(Bodies)),
+        b(roi("floc-faces", "OFA"), MIDLATERAL, 0.02, Tuning::Selective(Faces)),
+        b(roi("floc-faces", "FFA-1"), VENTRAL, 0.02, Tuning::Selective(Faces)),
+        b(roi("floc-faces", "FFA-2"), VENTRAL, 0.018, Tuning::Selective(Faces)),
+        b(roi("floc-faces", "mTL-faces"), VENTRAL, 0.008, Tuning::Selective(Faces)),
+        b(roi("floc-faces", "aTL-faces"), VENTRAL, 0.008, Tuning::Selective(Faces)),
+        b(roi("floc-places", "OPA"), MIDPARIETAL, 0.03, Tuning::Selective(Places)),
+        b(roi("floc-places", "PPA"), VENTRAL, 0.03, Tuning::Selective(Places)),
+        b(roi("floc-places", "RSC"), PARIETAL, 0.02, Tuning::Selective(Places)),
+        b(roi("floc-words", "OWFA"), MIDVENTRAL, 0.015, Tuning::Selective(Words)),
+        b(roi("floc-words", "VWFA-1"), VENTRAL, 0.02, Tuning::Selective(Words)),
+        b(roi("floc-words", "VWFA-2"), VENTRAL, 0.015, Tuning::Selective(Words)),
+        b(roi("floc-words", "mfs-words"), VENTRAL, 0.01, Tuning::Selective(Words)),
+        b(roi("floc-words", "mTL-words"), VENTRAL, 0.008, Tuning::Selective(Words)),
         // Stream-only vertices (outside every prf/floc ROI).
         b(None, EARLY, 0.03, prf(1, None)),
         b(None, MIDVENTRAL, 0.03, prf(3, None)),
@@ -316,10 +187,7 @@ impl HemisphereBrain {
     pub fn new(hemisphere: Hemisphere, vertices: usize, rng: &mut impl Rng) -> Self {
         let blocks = blocks();
         let mut labels = vec![vec![0i32; vertices]; ROI_CLASSES.len()];
-        let streams = ROI_CLASSES
-            .iter()
-            .position(|(c, _)| *c == "streams")
-            .expect("streams class");
+        let streams = ROI_CLASSES.iter().position(|(c, _)| *c == "streams").expect("streams class");
         let mut models = Vec::with_capacity(vertices);
         for block in &blocks {
             let n = if block.fraction > 0.0 {
@@ -338,11 +206,7 @@ impl HemisphereBrain {
                 models.push(draw_model(hemisphere, block.tuning, rng));
             }
         }
-        Self {
-            hemisphere,
-            labels,
-            models,
-        }
+        Self { hemisphere, labels, models }
     }
 
     /// Number of vertices.
@@ -372,10 +236,7 @@ impl HemisphereBrain {
             weights.fill(0.0);
             for (j, model) in self.models[start..end].iter().enumerate() {
                 if let Some((prf, _)) = model.prf {
-                    prf_weights(
-                        &prf,
-                        weights.row_mut(j).into_slice().expect("contiguous row"),
-                    );
+                    prf_weights(&prf, weights.row_mut(j).into_slice().expect("contiguous row"));
                 }
             }
             let drive = features.dot(&weights.slice(s![..end - start, ..]).t()); // [images, chunk]
@@ -535,12 +396,7 @@ fn category_tuning(
     rng: &mut impl Rng,
 ) -> CategoryTuning {
     let (x, y, _) = prf_centre(h, None, 0.3, rng);
-    CategoryTuning {
-        selectivity,
-        x,
-        y,
-        sigma: sigma * rng.random_range(0.8..1.25),
-    }
+    CategoryTuning { selectivity, x, y, sigma: sigma * rng.random_range(0.8..1.25) }
 }
 
 /// Draw a vertex model for a block's tuning.
@@ -552,10 +408,9 @@ fn draw_model(h: Hemisphere, tuning: Tuning, rng: &mut impl Rng) -> VertexModel 
         prf
     };
     match tuning {
-        Tuning::Prf { level, ventral } => VertexModel {
-            prf: Some((draw_prf(h, level, ventral, rng), 1.0)),
-            category: None,
-        },
+        Tuning::Prf { level, ventral } => {
+            VertexModel { prf: Some((draw_prf(h, level, ventral, rng), 1.0)), category: None }
+        }
         Tuning::Selective(pref) => {
             let mut sel = [0.0; 5];
             for s in sel.iter_mut() {
@@ -582,16 +437,9 @@ fn draw_model(h: Hemisphere, tuning: Tuning, rng: &mut impl Rng) -> VertexModel 
         }
         Tuning::Position => {
             let (x, y, _) = prf_centre(h, None, 0.5, rng);
-            let t = CategoryTuning {
-                selectivity: [1.0; 5],
-                x,
-                y,
-                sigma: rng.random_range(0.15..0.3),
-            };
-            VertexModel {
-                prf: None,
-                category: Some((t, 1.0)),
-            }
+            let t =
+                CategoryTuning { selectivity: [1.0; 5], x, y, sigma: rng.random_range(0.15..0.3) };
+            VertexModel { prf: None, category: Some((t, 1.0)) }
         }
         Tuning::Silent => VertexModel::default(),
     }
@@ -655,17 +503,11 @@ mod tests {
     fn every_roi_gets_vertices_and_fractions_leave_room_for_unlabeled() {
         let total: f32 = blocks().iter().map(|b| b.fraction).sum();
         assert!(total < 0.95, "blocks take {total} of the vertices");
-        let brain = HemisphereBrain::new(
-            Hemisphere::Left,
-            MIN_VERTICES,
-            &mut ChaCha8Rng::seed_from_u64(1),
-        );
+        let brain =
+            HemisphereBrain::new(Hemisphere::Left, MIN_VERTICES, &mut ChaCha8Rng::seed_from_u64(1));
         for (ci, (class, rois)) in ROI_CLASSES.iter().enumerate() {
             for (label, name) in rois.iter() {
-                assert!(
-                    brain.labels[ci].contains(label),
-                    "{class} {name} has no vertex"
-                );
+                assert!(brain.labels[ci].contains(label), "{class} {name} has no vertex");
             }
         }
         let streams = ROI_CLASSES.len() - 1;
@@ -675,12 +517,7 @@ mod tests {
     #[test]
     fn prf_vertices_follow_their_receptive_field() {
         // A pRF on the right half: a bright patch there drives it, one on the left does not.
-        let prf = Prf {
-            x: 0.75,
-            y: 0.5,
-            sigma: 0.05,
-            maps: [1.0, 0.0, 0.0, 0.0],
-        };
+        let prf = Prf { x: 0.75, y: 0.5, sigma: 0.05, maps: [1.0, 0.0, 0.0, 0.0] };
         let mut w = vec![0f32; FEATURE_MAPS * FEATURE_GRID * FEATURE_GRID];
         prf_weights(&prf, &mut w);
         let size = 32;
@@ -695,11 +532,6 @@ mod tests {
             features(&px, size, &mut f);
             f.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>()
         };
-        assert!(
-            drive(20) > 0.5 && drive(4) < 0.01,
-            "{} {}",
-            drive(20),
-            drive(4)
-        );
+        assert!(drive(20) > 0.5 && drive(4) < 0.01, "{} {}", drive(20), drive(4));
     }
 }

@@ -17,10 +17,7 @@ pub struct Canvas {
 impl Canvas {
     /// A square canvas filled with one colour.
     pub fn new(size: usize, fill: Rgb) -> Self {
-        Self {
-            size,
-            pixels: vec![fill; size * size],
-        }
+        Self { size, pixels: vec![fill; size * size] }
     }
 
     /// Side length in pixels.
@@ -98,12 +95,7 @@ impl Canvas {
     /// A line segment from `a` to `b` with round caps and total `width`.
     pub fn line(&mut self, a: (f32, f32), b: (f32, f32), width: f32, colour: Rgb) {
         let h = width / 2.0;
-        let bbox = [
-            a.0.min(b.0) - h,
-            a.1.min(b.1) - h,
-            a.0.max(b.0) + h,
-            a.1.max(b.1) + h,
-        ];
+        let bbox = [a.0.min(b.0) - h, a.1.min(b.1) - h, a.0.max(b.0) + h, a.1.max(b.1) + h];
         let (dx, dy) = (b.0 - a.0, b.1 - a.1);
         let len2 = (dx * dx + dy * dy).max(1e-12);
         self.draw_sdf(bbox, colour, 1.0, |x, y| {
@@ -120,12 +112,7 @@ impl Canvas {
         }
         let mut bbox = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
         for &(x, y) in points {
-            bbox = [
-                bbox[0].min(x),
-                bbox[1].min(y),
-                bbox[2].max(x),
-                bbox[3].max(y),
-            ];
+            bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
         }
         // Signed area gives the winding; edge normals then point outwards.
         let area: f32 = (0..points.len())
@@ -165,10 +152,7 @@ impl Canvas {
     /// The image quantised exactly as [`Canvas::to_rgb8`] writes it, back in `[0, 1]`.
     /// The simulated brain sees these values, so it responds to the pixels on disk.
     pub fn quantised(&self) -> Vec<Rgb> {
-        self.pixels
-            .iter()
-            .map(|p| p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0))
-            .collect()
+        self.pixels.iter().map(|p| p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0)).collect()
     }
 }
 

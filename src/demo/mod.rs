@@ -184,11 +184,8 @@ impl fmt::Display for DemoSummary {
             "  images: {} training + {} test, {}x{} RGB (seed {})",
             c.train_images, c.test_images, c.image_size, c.image_size, c.seed
         )?;
-        let cats: Vec<String> = self
-            .train_categories
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let cats: Vec<String> =
+            self.train_categories.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(f, "  training categories: {}", cats.join(", "))?;
         writeln!(
             f,
@@ -285,11 +282,7 @@ fn io_err<'a>(
     path: &'a Path,
     action: &'static str,
 ) -> impl FnOnce(std::io::Error) -> DemoError + 'a {
-    move |source| DemoError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
-    }
+    move |source| DemoError::Io { path: path.to_path_buf(), action, source }
 }
 
 /// The random stream for one purpose: `ChaCha8Rng::seed_from_u64(seed)` on ChaCha stream
@@ -316,29 +309,17 @@ fn existing(out: &Path) -> Result<Existing, DemoError> {
     if marker.is_file() {
         return read_summary(out).map(Existing::Demo);
     }
-    let empty = out.is_dir()
-        && fs::read_dir(out)
-            .map_err(io_err(out, "list"))?
-            .next()
-            .is_none();
-    Ok(if empty {
-        Existing::Missing
-    } else {
-        Existing::Other
-    })
+    let empty = out.is_dir() && fs::read_dir(out).map_err(io_err(out, "list"))?.next().is_none();
+    Ok(if empty { Existing::Missing } else { Existing::Other })
 }
 
 /// Read the summary of the demo at `out` from its marker file.
 pub fn read_summary(out: &Path) -> Result<DemoSummary, DemoError> {
     let path = out.join(MARKER_FILE);
-    let text = fs::read_to_string(&path).map_err(|e| DemoError::Marker {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut summary: DemoSummary = serde_json::from_str(&text).map_err(|e| DemoError::Marker {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let text = fs::read_to_string(&path)
+        .map_err(|e| DemoError::Marker { path: path.clone(), reason: e.to_string() })?;
+    let mut summary: DemoSummary = serde_json::from_str(&text)
+        .map_err(|e| DemoError::Marker { path: path.clone(), reason: e.to_string() })?;
     if summary.format != DEMO_FORMAT {
         return Err(DemoError::Marker {
             path,
@@ -359,9 +340,7 @@ pub fn ensure_demo(out: &Path) -> Result<DemoSummary, DemoError> {
     match existing(out)? {
         Existing::Demo(summary) => Ok(summary),
         Existing::Missing => generate(&DemoConfig::default(), out),
-        Existing::Other => Err(DemoError::NotADemo {
-            path: out.to_path_buf(),
-        }),
+        Existing::Other => Err(DemoError::NotADemo { path: out.to_path_buf() }),
     }
 }
 
@@ -382,9 +361,7 @@ pub fn prepare(config: &DemoConfig, out: &Path, force: bool) -> Result<Plan, Dem
     config.validate()?;
     match existing(out)? {
         Existing::Missing => Ok(Plan::Generate),
-        Existing::Other => Err(DemoError::NotADemo {
-            path: out.to_path_buf(),
-        }),
+        Existing::Other => Err(DemoError::NotADemo { path: out.to_path_buf() }),
         Existing::Demo(_) if force => Ok(Plan::Regenerate),
         Existing::Demo(s) if s.config == *config => Ok(Plan::UpToDate(s)),
         Existing::Demo(s) => Err(DemoError::DifferentSettings {
@@ -425,14 +402,10 @@ pub fn generate_with_progress(
 ) -> Result<DemoSummary, DemoError> {
     config.validate()?;
     if let Existing::Other = existing(out)? {
-        return Err(DemoError::NotADemo {
-            path: out.to_path_buf(),
-        });
+        return Err(DemoError::NotADemo { path: out.to_path_buf() });
     }
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "demo".into());
+    let name =
+        out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "demo".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -506,10 +479,8 @@ fn write_dataset(
     let mut features = Array2::<f32>::zeros((n, per_image)); // [images, maps * grid * grid]
     let mut objects: Vec<Vec<SceneObject>> = Vec::with_capacity(n);
     let mut labels = String::from("split,index,file,category,objects\n");
-    let mut train_categories: BTreeMap<String, usize> = Category::ALL
-        .iter()
-        .map(|c| (c.name().to_string(), 0))
-        .collect();
+    let mut train_categories: BTreeMap<String, usize> =
+        Category::ALL.iter().map(|c| (c.name().to_string(), 0)).collect();
     bar.set_length(n as u64 + 4);
     bar.set_message("rendering images");
     for i in 0..n {
@@ -530,20 +501,11 @@ fn write_dataset(
             image::ColorType::Rgb8,
             image::ImageFormat::Png,
         )
-        .map_err(|source| DemoError::Png {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|source| DemoError::Png { path: path.clone(), source })?;
         let row = features.row_mut(i);
-        brain::features(
-            &scene.canvas.quantised(),
-            size,
-            row.into_slice().expect("contiguous row"),
-        );
+        brain::features(&scene.canvas.quantised(), size, row.into_slice().expect("contiguous row"));
         if i < n_train {
-            *train_categories
-                .entry(scene.category.name().to_string())
-                .or_default() += 1;
+            *train_categories.entry(scene.category.name().to_string()).or_default() += 1;
         }
         let objs: Vec<String> = scene
             .objects
@@ -561,10 +523,9 @@ fn write_dataset(
 
     // Brain: per hemisphere, lay out vertices, simulate, write fMRI and masks.
     let mut hemis = Vec::new();
-    for (h, hemi, vertices) in [
-        (0u64, Hemisphere::Left, config.lh_vertices),
-        (1, Hemisphere::Right, config.rh_vertices),
-    ] {
+    for (h, hemi, vertices) in
+        [(0u64, Hemisphere::Left, config.lh_vertices), (1, Hemisphere::Right, config.rh_vertices)]
+    {
         bar.set_message(format!("simulating {} fMRI", hemi.prefix()));
         let brain = HemisphereBrain::new(hemi, vertices, &mut stream_rng(config.seed, 2, h));
         let fmri = brain.respond(
@@ -575,27 +536,17 @@ fn write_dataset(
         );
         bar.set_message(format!("writing {} arrays", hemi.prefix()));
         let p = train_fmri.join(format!("{}_training_fmri.npy", hemi.prefix()));
-        write_npy(&p, &fmri.slice(s![..n_train, ..]).to_owned()).map_err(|source| {
-            DemoError::Npy {
-                path: p.clone(),
-                source,
-            }
-        })?;
+        write_npy(&p, &fmri.slice(s![..n_train, ..]).to_owned())
+            .map_err(|source| DemoError::Npy { path: p.clone(), source })?;
         if n_test > 0 {
             let p = test_fmri.join(format!("{}_test_fmri.npy", hemi.prefix()));
-            write_npy(&p, &fmri.slice(s![n_train.., ..]).to_owned()).map_err(|source| {
-                DemoError::Npy {
-                    path: p.clone(),
-                    source,
-                }
-            })?;
+            write_npy(&p, &fmri.slice(s![n_train.., ..]).to_owned())
+                .map_err(|source| DemoError::Npy { path: p.clone(), source })?;
         }
         for ((class, _), labels) in ROI_CLASSES.iter().zip(&brain.labels) {
             let p = masks.join(format!("{}.{class}_challenge_space.npy", hemi.prefix()));
-            write_npy(&p, &Array1::from(labels.clone())).map_err(|source| DemoError::Npy {
-                path: p.clone(),
-                source,
-            })?;
+            write_npy(&p, &Array1::from(labels.clone()))
+                .map_err(|source| DemoError::Npy { path: p.clone(), source })?;
         }
         hemis.push(brain);
         bar.inc(2);
@@ -624,9 +575,7 @@ fn write_dataset(
         })
         .collect();
     let unlabeled = |b: &HemisphereBrain| {
-        (0..b.vertices())
-            .filter(|&v| b.labels.iter().all(|l| l[v] == 0))
-            .count()
+        (0..b.vertices()).filter(|&v| b.labels.iter().all(|l| l[v] == 0)).count()
     };
     let summary = DemoSummary {
         path: root.to_path_buf(),
@@ -642,9 +591,7 @@ fn write_dataset(
     let p = root.join(MARKER_FILE);
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let mut f = fs::File::create(&p).map_err(io_err(&p, "create"))?;
-    f.write_all(json.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(io_err(&p, "write"))?;
+    f.write_all(json.as_bytes()).and_then(|_| f.sync_all()).map_err(io_err(&p, "write"))?;
     bar.inc(1);
     Ok(summary)
 }

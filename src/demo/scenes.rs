@@ -27,13 +27,8 @@ pub enum Category {
 
 impl Category {
     /// Every category, in a fixed order (the index order of selectivity vectors).
-    pub const ALL: [Category; 5] = [
-        Category::Faces,
-        Category::Bodies,
-        Category::Places,
-        Category::Words,
-        Category::Objects,
-    ];
+    pub const ALL: [Category; 5] =
+        [Category::Faces, Category::Bodies, Category::Places, Category::Words, Category::Objects];
 
     /// Position of this category in [`Category::ALL`].
     pub fn index(self) -> usize {
@@ -91,15 +86,11 @@ pub fn render(size: usize, rng: &mut impl Rng) -> Scene {
         objects.push(draw_object(&mut canvas, category, (x, y), scale, rng));
     }
     if rng.random_bool(1.0 / 3.0) {
-        let others: Vec<Category> = [
-            Category::Faces,
-            Category::Bodies,
-            Category::Words,
-            Category::Objects,
-        ]
-        .into_iter()
-        .filter(|&c| c != category)
-        .collect();
+        let others: Vec<Category> =
+            [Category::Faces, Category::Bodies, Category::Words, Category::Objects]
+                .into_iter()
+                .filter(|&c| c != category)
+                .collect();
         let second = others[rng.random_range(0..others.len())];
         // Put it away from the main object when there is one.
         let main = objects[0];
@@ -111,29 +102,17 @@ pub fn render(size: usize, rng: &mut impl Rng) -> Scene {
         let scale = rng.random_range(0.18..0.32);
         objects.push(draw_object(&mut canvas, second, (x, y), scale, rng));
     }
-    Scene {
-        canvas,
-        category,
-        objects,
-    }
+    Scene { canvas, category, objects }
 }
 
 /// A random colour with each channel in `[lo, hi]`.
 fn colour(rng: &mut impl Rng, lo: f32, hi: f32) -> Rgb {
-    [
-        rng.random_range(lo..hi),
-        rng.random_range(lo..hi),
-        rng.random_range(lo..hi),
-    ]
+    [rng.random_range(lo..hi), rng.random_range(lo..hi), rng.random_range(lo..hi)]
 }
 
 /// Linear interpolation between two colours.
 fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
-    [
-        a[0] + (b[0] - a[0]) * t,
-        a[1] + (b[1] - a[1]) * t,
-        a[2] + (b[2] - a[2]) * t,
-    ]
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
 /// A background: a linear gradient, stripes, a checkerboard or smooth blotches.
@@ -190,27 +169,14 @@ fn draw_object(
         Category::Words => draw_words(canvas, centre, scale, rng),
         Category::Objects | Category::Places => draw_shapes(canvas, centre, scale, rng),
     };
-    SceneObject {
-        category,
-        x: centre.0,
-        y: centre.1,
-        area: area.clamp(1e-3, 1.0),
-    }
+    SceneObject { category, x: centre.0, y: centre.1, area: area.clamp(1e-3, 1.0) }
 }
 
 /// An oval face; returns its area fraction.
 fn draw_face(canvas: &mut Canvas, (cx, cy): (f32, f32), scale: f32, rng: &mut impl Rng) -> f32 {
-    let skins: [Rgb; 4] = [
-        [0.95, 0.8, 0.68],
-        [0.85, 0.65, 0.5],
-        [0.6, 0.42, 0.3],
-        [0.4, 0.27, 0.18],
-    ];
-    let skin = mix(
-        skins[rng.random_range(0..skins.len())],
-        colour(rng, 0.3, 0.9),
-        0.1,
-    );
+    let skins: [Rgb; 4] =
+        [[0.95, 0.8, 0.68], [0.85, 0.65, 0.5], [0.6, 0.42, 0.3], [0.4, 0.27, 0.18]];
+    let skin = mix(skins[rng.random_range(0..skins.len())], colour(rng, 0.3, 0.9), 0.1);
     let hair = colour(rng, 0.0, 0.45);
     let (rx, ry) = (scale * 0.34, scale * 0.45);
     let tilt: f32 = rng.random_range(-0.3..0.3);
@@ -225,12 +191,7 @@ fn draw_face(canvas: &mut Canvas, (cx, cy): (f32, f32), scale: f32, rng: &mut im
         canvas.ellipse(at(side, -0.15), (rx * 0.22, ry * 0.11), tilt, white);
         canvas.ellipse(at(side, -0.15), (rx * 0.11, ry * 0.1), tilt, eye);
     }
-    canvas.line(
-        at(0.0, -0.05),
-        at(0.05, 0.2),
-        scale * 0.03,
-        mix(skin, eye, 0.4),
-    );
+    canvas.line(at(0.0, -0.05), at(0.05, 0.2), scale * 0.03, mix(skin, eye, 0.4));
     let mouth = [0.6, 0.15, 0.15];
     let smile = rng.random_range(-0.08..0.12);
     canvas.line(at(-0.3, 0.45), at(0.0, 0.45 + smile), scale * 0.05, mouth);
@@ -269,31 +230,18 @@ fn draw_words(canvas: &mut Canvas, (cx, cy): (f32, f32), scale: f32, rng: &mut i
     let glyphs = rng.random_range(3..=6);
     let gw = scale / (glyphs as f32 + 1.0);
     let gh = gw * 1.4;
-    let (pw, ph) = (
-        gw * (glyphs as f32 + 1.0),
-        gh * 1.5 * rows as f32 + gh * 0.5,
-    );
+    let (pw, ph) = (gw * (glyphs as f32 + 1.0), gh * 1.5 * rows as f32 + gh * 0.5);
     let panel = colour(rng, 0.8, 1.0);
     let ink = colour(rng, 0.0, 0.3);
-    canvas.rect(
-        cx - pw / 2.0,
-        cy - ph / 2.0,
-        cx + pw / 2.0,
-        cy + ph / 2.0,
-        panel,
-    );
+    canvas.rect(cx - pw / 2.0, cy - ph / 2.0, cx + pw / 2.0, cy + ph / 2.0, panel);
     // Glyphs are 1-3 strokes between points of a 3x3 grid in the glyph's box.
     let stroke = gw * 0.16;
     for r in 0..rows {
         let y0 = cy - ph / 2.0 + gh * 0.5 + r as f32 * gh * 1.5;
         for g in 0..glyphs {
             let x0 = cx - pw / 2.0 + gw * 0.5 + g as f32 * gw;
-            let point = |k: usize| {
-                (
-                    x0 + gw * 0.35 * (k % 3) as f32,
-                    y0 + gh * 0.5 * (k / 3) as f32,
-                )
-            };
+            let point =
+                |k: usize| (x0 + gw * 0.35 * (k % 3) as f32, y0 + gh * 0.5 * (k / 3) as f32);
             for _ in 0..rng.random_range(1..=3) {
                 let (a, b) = (rng.random_range(0..9), rng.random_range(0..9));
                 if a != b {
@@ -421,18 +369,13 @@ fn draw_place(canvas: &mut Canvas, rng: &mut impl Rng) -> SceneObject {
     } else {
         // Room: back wall, floor, ceiling and side walls meeting at a vanishing box.
         let (bx0, bx1) = (rng.random_range(0.2..0.4), rng.random_range(0.6..0.8));
-        let (by0, by1) = (
-            horizon - rng.random_range(0.15..0.25),
-            horizon + rng.random_range(0.05..0.15),
-        );
+        let (by0, by1) =
+            (horizon - rng.random_range(0.15..0.25), horizon + rng.random_range(0.05..0.15));
         let wall = colour(rng, 0.4, 0.95);
         let floor = colour(rng, 0.15, 0.6);
         canvas.fill_with(|_, _| mix(wall, [0.0; 3], 0.2));
         canvas.polygon(&[(0.0, 1.0), (bx0, by1), (bx1, by1), (1.0, 1.0)], floor);
-        canvas.polygon(
-            &[(0.0, 0.0), (bx0, by0), (bx1, by0), (1.0, 0.0)],
-            mix(wall, [1.0; 3], 0.3),
-        );
+        canvas.polygon(&[(0.0, 0.0), (bx0, by0), (bx1, by0), (1.0, 0.0)], mix(wall, [1.0; 3], 0.3));
         canvas.rect(bx0, by0, bx1, by1, wall);
         let edge = mix(wall, [0.0; 3], 0.5);
         for (a, b) in [
@@ -447,13 +390,7 @@ fn draw_place(canvas: &mut Canvas, rng: &mut impl Rng) -> SceneObject {
         let (dw, dx) = ((bx1 - bx0) * 0.25, rng.random_range(0.1..0.6));
         let x = bx0 + (bx1 - bx0) * dx;
         if rng.random_bool(0.5) {
-            canvas.rect(
-                x,
-                by0 + (by1 - by0) * 0.3,
-                x + dw,
-                by1,
-                colour(rng, 0.1, 0.5),
-            );
+            canvas.rect(x, by0 + (by1 - by0) * 0.3, x + dw, by1, colour(rng, 0.1, 0.5));
         } else {
             canvas.rect(
                 x,
@@ -464,12 +401,7 @@ fn draw_place(canvas: &mut Canvas, rng: &mut impl Rng) -> SceneObject {
             );
         }
     }
-    SceneObject {
-        category: Category::Places,
-        x: 0.5,
-        y: horizon,
-        area: 1.0,
-    }
+    SceneObject { category: Category::Places, x: 0.5, y: horizon, area: 1.0 }
 }
 
 #[cfg(test)]
@@ -486,18 +418,12 @@ mod tests {
             let scene = render(24, &mut rng);
             assert_eq!(scene.objects[0].category, scene.category);
             for o in &scene.objects {
-                assert!(
-                    (0.0..=1.0).contains(&o.x) && (0.0..=1.0).contains(&o.y),
-                    "{o:?}"
-                );
+                assert!((0.0..=1.0).contains(&o.x) && (0.0..=1.0).contains(&o.y), "{o:?}");
                 assert!(o.area > 0.0 && o.area <= 1.0, "{o:?}");
             }
             seen[scene.category.index()] += 1;
         }
-        assert!(
-            seen.iter().all(|&n| n >= 8),
-            "categories too unbalanced: {seen:?}"
-        );
+        assert!(seen.iter().all(|&n| n >= 8), "categories too unbalanced: {seen:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::process;
 use super::registry::effective_state;
-use super::state::{read_status, write_status, RunPaths, RunState};
+use super::state::{RunPaths, RunState, read_status, write_status};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,8 @@ pub enum StopOutcome {
 pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> {
     let paths = RunPaths::new(dir);
     let path = paths.status();
-    let read = || read_status(&path).map_err(|source| ControlError::Status { path: path.clone(), source });
+    let read =
+        || read_status(&path).map_err(|source| ControlError::Status { path: path.clone(), source });
     let status = read()?;
     let (state, _) = effective_state(status.as_ref());
     let status = match status {
@@ -74,7 +75,10 @@ pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> 
         signal(pid, libc::SIGKILL)?;
         wait_exit(pid, status.pid_start, Duration::from_secs(10));
     }
-    record_stopped(&paths, &format!("killed (SIGKILL) after {} s without exiting on SIGTERM", timeout.as_secs()));
+    record_stopped(
+        &paths,
+        &format!("killed (SIGKILL) after {} s without exiting on SIGTERM", timeout.as_secs()),
+    );
     Ok(StopOutcome::Killed)
 }
 

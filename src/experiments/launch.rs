@@ -5,7 +5,7 @@
 use super::lock;
 use super::process;
 use super::registry::effective_state;
-use super::state::{read_status, RunPaths, RunState};
+use super::state::{RunPaths, RunState, read_status};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// A trainer is already running on this experiment.
-    #[error("experiment {dir} is already running (pid {pid}); stop it first with `brainscope stop`")]
+    #[error(
+        "experiment {dir} is already running (pid {pid}); stop it first with `brainscope stop`"
+    )]
     AlreadyRunning { dir: PathBuf, pid: String },
     /// The lock could not be probed.
     #[error(transparent)]
@@ -52,7 +54,11 @@ pub fn ensure_not_running(dir: &Path) -> Result<(), LaunchError> {
 
 /// Spawn `exe args...` detached: new session (`setsid`), stdin /dev/null, stdout and stderr
 /// appended to `log`. Returns the child's pid. The child is not waited for here.
-pub fn spawn_detached(exe: &Path, args: &[OsString], log: &Path) -> Result<std::process::Child, LaunchError> {
+pub fn spawn_detached(
+    exe: &Path,
+    args: &[OsString],
+    log: &Path,
+) -> Result<std::process::Child, LaunchError> {
     let io = |source| LaunchError::Io { path: log.to_path_buf(), source };
     let mut out = OpenOptions::new().create(true).append(true).open(log).map_err(io)?;
     writeln!(
@@ -81,7 +87,12 @@ pub fn spawn_detached(exe: &Path, args: &[OsString], log: &Path) -> Result<std::
 
 /// Launch a detached trainer for the experiment in `dir` and wait until it has taken the lock
 /// and written its running status (or exited, which is reported with the log's tail).
-pub fn launch(exe: &Path, args: &[OsString], dir: &Path, wait: Duration) -> Result<u32, LaunchError> {
+pub fn launch(
+    exe: &Path,
+    args: &[OsString],
+    dir: &Path,
+    wait: Duration,
+) -> Result<u32, LaunchError> {
     ensure_not_running(dir)?;
     let paths = RunPaths::new(dir);
     let mut child = spawn_detached(exe, args, &paths.log())?;
@@ -100,10 +111,19 @@ pub fn launch(exe: &Path, args: &[OsString], dir: &Path, wait: Duration) -> Resu
             {
                 return Ok(pid);
             }
-            return Err(LaunchError::EarlyExit { code: code.to_string(), log: paths.log(), tail: log_tail(&paths.log(), 10) });
+            return Err(LaunchError::EarlyExit {
+                code: code.to_string(),
+                log: paths.log(),
+                tail: log_tail(&paths.log(), 10),
+            });
         }
         if Instant::now() >= deadline {
-            return Err(LaunchError::NoStart { pid, status: paths.status(), log: paths.log(), secs: wait.as_secs() });
+            return Err(LaunchError::NoStart {
+                pid,
+                status: paths.status(),
+                log: paths.log(),
+                secs: wait.as_secs(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -129,7 +149,13 @@ pub struct LaunchOptions {
 
 /// The command line of a detached trainer: `train ID --foreground --dir DIR [...]`.
 pub fn trainer_args(id: &str, experiments_dir: &Path, options: &LaunchOptions) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["train".into(), id.into(), "--foreground".into(), "--dir".into(), experiments_dir.into()];
+    let mut args: Vec<OsString> = vec![
+        "train".into(),
+        id.into(),
+        "--foreground".into(),
+        "--dir".into(),
+        experiments_dir.into(),
+    ];
     if let Some(d) = &options.device {
         args.extend(["--device".into(), d.into()]);
     }
@@ -145,7 +171,12 @@ pub fn trainer_args(id: &str, experiments_dir: &Path, options: &LaunchOptions) -
 /// Start (or resume) experiment `id` of `experiments_dir` as a detached `exe train ... --foreground`
 /// (what the console's `s` and `brainscope train` do). Returns the trainer's pid once it has
 /// recorded its start.
-pub fn start_training(exe: &Path, experiments_dir: &Path, id: &str, options: &LaunchOptions) -> Result<u32, LaunchError> {
+pub fn start_training(
+    exe: &Path,
+    experiments_dir: &Path,
+    id: &str,
+    options: &LaunchOptions,
+) -> Result<u32, LaunchError> {
     let experiments_dir = std::path::absolute(experiments_dir)
         .map_err(|source| LaunchError::Io { path: experiments_dir.to_path_buf(), source })?;
     let dir = experiments_dir.join(id);

@@ -35,7 +35,10 @@ impl RunLock {
     pub fn acquire(path: &Path) -> Result<Self, LockError> {
         let mut file = open(path)?;
         if !try_flock(&file, path)? {
-            return Err(LockError::Held { path: path.to_path_buf(), holder: read_holder(&mut file) });
+            return Err(LockError::Held {
+                path: path.to_path_buf(),
+                holder: read_holder(&mut file),
+            });
         }
         let io = |source| LockError::Io { path: path.to_path_buf(), source };
         file.set_len(0).map_err(io)?;

@@ -214,17 +214,37 @@ mod tests {
     use std::io::Write;
 
     fn train(step: u64, loss: f64) -> MetricRecord {
-        MetricRecord { t: step * 100, epoch: 0, step, split: Split::Train, loss: Some(loss), l1: None, lr: Some(1e-4) }
+        MetricRecord {
+            t: step * 100,
+            epoch: 0,
+            step,
+            split: Split::Train,
+            loss: Some(loss),
+            l1: None,
+            lr: Some(1e-4),
+        }
     }
     fn val(epoch: usize, step: u64, l1: f64) -> MetricRecord {
-        MetricRecord { t: step * 100, epoch, step, split: Split::Val, loss: None, l1: Some(l1), lr: None }
+        MetricRecord {
+            t: step * 100,
+            epoch,
+            step,
+            split: Split::Val,
+            loss: None,
+            l1: Some(l1),
+            lr: None,
+        }
     }
 
     #[test]
     fn read_skips_corrupt_and_partial_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.jsonl");
-        let text = format!("{}\nnot json\n{}\n{{\"t\":1,\"ep", train(1, 0.5).to_line(), val(0, 1, 0.4).to_line());
+        let text = format!(
+            "{}\nnot json\n{}\n{{\"t\":1,\"ep",
+            train(1, 0.5).to_line(),
+            val(0, 1, 0.4).to_line()
+        );
         std::fs::write(&path, text).unwrap();
         let (records, skipped) = read_metrics(&path).unwrap();
         assert_eq!(records, vec![train(1, 0.5), val(0, 1, 0.4)]);
@@ -260,7 +280,14 @@ mod tests {
     #[test]
     fn summary_tracks_best_val_and_rate() {
         let mut s = MetricsSummary::default();
-        for r in [train(1, 0.9), train(2, 0.8), val(0, 2, 0.5), train(3, 0.7), train(4, 0.6), val(1, 4, 0.6)] {
+        for r in [
+            train(1, 0.9),
+            train(2, 0.8),
+            val(0, 2, 0.5),
+            train(3, 0.7),
+            train(4, 0.6),
+            val(1, 4, 0.6),
+        ] {
             s.push(&r);
         }
         assert_eq!(s.last_loss, Some(0.6));

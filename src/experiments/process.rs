@@ -14,7 +14,8 @@ pub fn now_ms() -> u64 {
 /// Start time of `pid` in clock ticks since boot (`/proc/PID/stat` field 22); `None` when the
 /// process does not exist (or /proc is unavailable).
 pub fn pid_start_time(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let text =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     parse_stat_start_time(&text)
 }
 
@@ -29,7 +30,8 @@ pub fn parse_stat_start_time(stat: &str) -> Option<u64> {
 
 /// State letter of `pid` (`R`, `S`, `Z`, ...) from `/proc/PID/stat`.
 fn pid_state(pid: u32) -> Option<char> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let text =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     let after = &text[text.rfind(')')? + 1..];
     after.split_whitespace().next()?.chars().next()
 }
@@ -84,7 +86,10 @@ mod tests {
         let pid = std::process::id();
         let start = pid_start_time(pid).expect("own /proc/PID/stat readable");
         assert!(pid_matches(pid, Some(start)));
-        assert!(!pid_matches(pid, Some(start + 1)), "a different start time is a different process");
+        assert!(
+            !pid_matches(pid, Some(start + 1)),
+            "a different start time is a different process"
+        );
     }
 
     #[test]

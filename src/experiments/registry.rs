@@ -4,10 +4,10 @@
 //! [`scan`] reads everything once; [`Registry::refresh`] keeps a metrics tail per experiment so
 //! repeated refreshes (the console) only read what was appended.
 
-use super::config::{ConfigError, ExperimentConfig, CONFIG_FILE};
+use super::config::{CONFIG_FILE, ConfigError, ExperimentConfig};
 use super::metrics::{MetricsSummary, MetricsTail};
 use super::process;
-use super::state::{read_status, RunPaths, RunState, RunStatus};
+use super::state::{RunPaths, RunState, RunStatus, read_status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The experiments folder itself is missing or unreadable.
-    #[error("cannot read experiments folder {path}: {source} (pass --dir or create it with one <id>/experiment.toml per experiment)")]
+    #[error(
+        "cannot read experiments folder {path}: {source} (pass --dir or create it with one <id>/experiment.toml per experiment)"
+    )]
     Dir { path: PathBuf, source: std::io::Error },
     /// No experiment folder with that id.
     #[error("no experiment '{id}' in {dir} (expected {dir}/{id}/experiment.toml)")]
@@ -105,10 +107,16 @@ pub fn effective_state(status: Option<&RunStatus>) -> (RunState, String) {
 }
 
 /// Find one experiment folder by id (`experiments_dir/<id>`) and load its config.
-pub fn find(experiments_dir: &Path, id: &str) -> Result<(PathBuf, ExperimentConfig), RegistryError> {
+pub fn find(
+    experiments_dir: &Path,
+    id: &str,
+) -> Result<(PathBuf, ExperimentConfig), RegistryError> {
     let dir = experiments_dir.join(id);
     if !dir.join(CONFIG_FILE).is_file() {
-        return Err(RegistryError::NotFound { id: id.to_string(), dir: experiments_dir.to_path_buf() });
+        return Err(RegistryError::NotFound {
+            id: id.to_string(),
+            dir: experiments_dir.to_path_buf(),
+        });
     }
     let config = ExperimentConfig::load(&dir)?;
     Ok((dir, config))
@@ -180,7 +188,11 @@ impl Registry {
 }
 
 /// Build one summary from its parts.
-fn summarize(dir: PathBuf, config: ExperimentConfig, metrics: &MetricsSummary) -> ExperimentSummary {
+fn summarize(
+    dir: PathBuf,
+    config: ExperimentConfig,
+    metrics: &MetricsSummary,
+) -> ExperimentSummary {
     let (status, mut message) = match read_status(&RunPaths::new(&dir).status()) {
         Ok(s) => (s, String::new()),
         Err(e) => (None, format!("unreadable status: {e}")),
@@ -194,7 +206,9 @@ fn summarize(dir: PathBuf, config: ExperimentConfig, metrics: &MetricsSummary) -
         None => (0, config.train.epochs, 0, 0),
     };
     let eta_secs = match (state, metrics.steps_per_sec()) {
-        (RunState::Running, Some(rate)) if total_steps > step => Some((total_steps - step) as f64 / rate),
+        (RunState::Running, Some(rate)) if total_steps > step => {
+            Some((total_steps - step) as f64 / rate)
+        }
         _ => None,
     };
     ExperimentSummary {

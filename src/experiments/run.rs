@@ -3,10 +3,10 @@
 
 use super::lock::{LockError, RunLock};
 use super::process;
-use super::state::{write_status, RunPaths, RunState, RunStatus};
+use super::state::{RunPaths, RunState, RunStatus, write_status};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Starting or recording a run failed.
@@ -78,7 +78,14 @@ impl ActiveRun {
     }
 
     /// Record progress (epochs completed, steps completed, totals and a short message).
-    pub fn progress(&mut self, epoch: usize, epochs: usize, step: u64, total_steps: u64, message: &str) -> Result<(), RunError> {
+    pub fn progress(
+        &mut self,
+        epoch: usize,
+        epochs: usize,
+        step: u64,
+        total_steps: u64,
+        message: &str,
+    ) -> Result<(), RunError> {
         self.status.epoch = epoch;
         self.status.epochs = epochs;
         self.status.step = step;
@@ -115,7 +122,8 @@ impl ActiveRun {
 impl Drop for ActiveRun {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = self.record_exit(RunState::Crashed, 101, "trainer panicked (see train.log)".into());
+            let _ =
+                self.record_exit(RunState::Crashed, 101, "trainer panicked (see train.log)".into());
         }
     }
 }
@@ -151,7 +159,10 @@ mod tests {
         let s = read_status(&run.paths().status()).unwrap().unwrap();
         assert_eq!((s.state, s.pid), (RunState::Running, Some(std::process::id())));
         assert!(s.pid_start.is_some());
-        assert!(matches!(ActiveRun::start(dir.path(), 5), Err(RunError::Lock(LockError::Held { .. }))));
+        assert!(matches!(
+            ActiveRun::start(dir.path(), 5),
+            Err(RunError::Lock(LockError::Held { .. }))
+        ));
         run.progress(2, 5, 20, 50, "epoch 2").unwrap();
         let s = read_status(&run.paths().status()).unwrap().unwrap();
         assert_eq!((s.epoch, s.step, s.total_steps), (2, 20, 50));
@@ -161,7 +172,10 @@ mod tests {
         assert!(s.ended_ms.is_some());
         // The lock was released with the run.
         ActiveRun::start(dir.path(), 5).unwrap().finish(&RunOutcome::Stopped).unwrap();
-        assert_eq!(read_status(&dir.path().join("status.json")).unwrap().unwrap().state, RunState::Stopped);
+        assert_eq!(
+            read_status(&dir.path().join("status.json")).unwrap().unwrap().state,
+            RunState::Stopped
+        );
     }
 
     #[test]

@@ -169,9 +169,9 @@ impl RunPaths {
 /// Read `status.json` if present; `Ok(None)` when the experiment never ran.
 pub fn read_status(path: &Path) -> std::io::Result<Option<RunStatus>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -236,13 +236,22 @@ mod tests {
         write_status(&path, &status()).unwrap();
         write_status(&path, &status()).unwrap();
         assert_eq!(read_status(&path).unwrap(), Some(status()));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(files::STATUS)]);
     }
 
     #[test]
     fn metric_lines_round_trip_and_corrupt_lines_are_none() {
-        let rec = MetricRecord { t: 5, epoch: 0, step: 1, split: Split::Train, loss: Some(0.5), l1: None, lr: Some(1e-4) };
+        let rec = MetricRecord {
+            t: 5,
+            epoch: 0,
+            step: 1,
+            split: Split::Train,
+            loss: Some(0.5),
+            l1: None,
+            lr: Some(1e-4),
+        };
         let line = rec.to_line();
         assert!(line.contains("\"split\":\"train\"") && !line.contains("l1"));
         assert_eq!(MetricRecord::parse_line(&line), Some(rec));

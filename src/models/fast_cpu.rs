@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::silu;
@@ -51,7 +51,9 @@ fn from_vec<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let (top, left) = match conv.padding {
         PaddingConfig2d::Valid => (0, 0),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => (top, left),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            (top, left)
+        }
         _ => return conv.forward(x), // `Same` or asymmetric padding
     };
     let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
@@ -114,7 +116,13 @@ impl ConvGeometry {
 /// (`[C_out, H', Wp]`, the last `kw - 1` columns of each row are discarded), tap `(i, j)` of the
 /// kernel reads the padded input as a `[C_in, H' * Wp]` matrix starting at offset `i * Wp + j`,
 /// so the whole convolution is `kh * kw` GEMMs `W[:, :, i, j] @ shifted` summed into one output.
-fn shifted_gemm_conv(input: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
+fn shifted_gemm_conv(
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+    out: &mut [f32],
+) {
     let (hp, wp) = g.padded();
     let (ho, wo) = g.output_size();
     let plane = hp * wp;
@@ -199,15 +207,15 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> 
         .map(|(g, b)| (g.as_slice::<f32>().expect("gamma"), b.as_slice::<f32>().expect("beta")));
     let eps = norm.epsilon;
     let mut out = vec![0.0f32; b * c * h * w];
-    out.par_chunks_mut(per_group)
-        .zip(input.par_chunks(per_group))
-        .enumerate()
-        .for_each(|(index, (dst, src))| {
+    out.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
+        |(index, (dst, src))| {
             let (mean, var) = mean_and_variance(src);
             let inv_std = 1.0 / (var + eps).sqrt();
             let first_channel = (index % groups) * (c / groups);
-            for (k, (d, s)) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(h * w)).enumerate() {
-                let (gamma, beta) = affine.map_or((1.0, 0.0), |(g, b)| (g[first_channel + k], b[first_channel + k]));
+            for (k, (d, s)) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(h * w)).enumerate()
+            {
+                let (gamma, beta) = affine
+                    .map_or((1.0, 0.0), |(g, b)| (g[first_channel + k], b[first_channel + k]));
                 // y = (x - mean) * inv_std * gamma + beta = x * scale + shift
                 let scale = (inv_std * gamma as f64) as f32;
                 let shift = (beta as f64 - mean * inv_std * gamma as f64) as f32;
@@ -216,7 +224,8 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> 
                     *d = if then_silu { y / (1.0 + (-y).exp()) } else { y };
                 }
             }
-        });
+        },
+    );
     from_vec(out, [b, c, h, w])
 }
 
@@ -226,10 +235,8 @@ fn mean_and_variance(values: &[f32]) -> (f64, f64) {
     let sum: f64 = values.chunks(1024).map(|c| c.iter().sum::<f32>() as f64).sum();
     let mean = sum / n;
     let m = mean as f32;
-    let squares: f64 = values
-        .chunks(1024)
-        .map(|c| c.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64)
-        .sum();
+    let squares: f64 =
+        values.chunks(1024).map(|c| c.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64).sum();
     (mean, squares / n)
 }
 
@@ -305,7 +312,10 @@ mod tests {
             (4, 6, 3, 0, 8, 5, 1, false),
             (2, 3, 5, 2, 7, 7, 1, true),
         ] {
-            let conv = conv(ci, co, k).with_padding(PaddingConfig2d::Explicit(p, p, p, p)).with_bias(bias).init(&d);
+            let conv = conv(ci, co, k)
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .with_bias(bias)
+                .init(&d);
             let conv = seeded_params(conv, &d);
             let x = random([b, ci, h, w], &d);
             let fast = conv2d(&conv, x.clone());
@@ -328,7 +338,9 @@ mod tests {
         let d = device();
         let mut norm = GroupNormConfig::new(4, 8).with_epsilon(1e-6).init(&d);
         // Non-trivial affine parameters, so a mix-up of channels would show.
-        norm.gamma = Some(Param::from_tensor(random([1, 1, 2, 4], &d).reshape([8]).mul_scalar(0.5).add_scalar(1.0)));
+        norm.gamma = Some(Param::from_tensor(
+            random([1, 1, 2, 4], &d).reshape([8]).mul_scalar(0.5).add_scalar(1.0),
+        ));
         norm.beta = Some(Param::from_tensor(random([1, 1, 4, 2], &d).reshape([8]).mul_scalar(0.5)));
         let x = random([2, 8, 5, 7], &d).mul_scalar(3.0).add_scalar(1.5);
         let plain = max_abs_diff(group_norm(&norm, x.clone(), false), norm.forward(x.clone()));
@@ -342,7 +354,12 @@ mod tests {
         let d = device();
         let x = random([2, 3, 4, 5], &d);
         let [b, c, h, w] = x.dims();
-        let reference = x.clone().reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, 2 * h, 2 * w]);
+        let reference = x.clone().reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([
+            b,
+            c,
+            2 * h,
+            2 * w,
+        ]);
         assert_eq!(max_abs_diff(upsample_nearest2x(x), reference), 0.0);
     }
 

@@ -23,7 +23,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::{Initializer, ModuleVisitor, Param};
-use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::silu;
@@ -56,7 +59,9 @@ pub enum LowLevelError {
         msg: String,
     },
     /// The weights file does not exist.
-    #[error("low-level model weights {0} do not exist; expected a safetensors state dict written by `brainscope train`")]
+    #[error(
+        "low-level model weights {0} do not exist; expected a safetensors state dict written by `brainscope train`"
+    )]
     Missing(PathBuf),
     /// Reading the weights failed or they do not fit the config (the message names the file).
     #[error("{0} (was the checkpoint made with another model config?)")]
@@ -131,7 +136,11 @@ impl LowLevelConfig {
     /// (the paper's size: 138,188,228 at V = 39548).
     pub fn num_params(&self) -> usize {
         let (v, h, c) = (self.input_voxels, self.hidden, self.proj_channels);
-        let mlp = v * h + 2 * h + self.blocks * (h * h + 2 * h) + h * c * self.proj_size * self.proj_size + 2 * c;
+        let mlp = v * h
+            + 2 * h
+            + self.blocks * (h * h + 2 * h)
+            + h * c * self.proj_size * self.proj_size
+            + 2 * c;
         mlp + self.upsampler_params()
     }
 
@@ -173,9 +182,14 @@ impl LowLevelConfig {
             mlp: (0..self.blocks).map(|_| (linear(h, h), norm())).collect(),
             lin1: linear(h, c * s * s),
             norm: GroupNormConfig::new(1, c).init(device),
-            upsampler: DecoderConfig::new(c, self.out_channels, self.block_out_channels.clone(), self.layers_per_block)
-                .with_norm_num_groups(self.norm_groups)
-                .init(device),
+            upsampler: DecoderConfig::new(
+                c,
+                self.out_channels,
+                self.block_out_channels.clone(),
+                self.layers_per_block,
+            )
+            .with_norm_num_groups(self.norm_groups)
+            .init(device),
             drop_in: DropoutConfig::new(self.dropout_in).init(),
             drop_block: DropoutConfig::new(self.dropout_block).init(),
             proj_channels: c,
@@ -206,7 +220,8 @@ fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
         .init(device);
     let a = (6.0 / (d_in + d_out) as f64).sqrt();
     // [d_in, d_out]: burn's layout (PyTorch's transposed)
-    lin.weight = Param::from_tensor(Tensor::random([d_in, d_out], Distribution::Uniform(-a, a), device));
+    lin.weight =
+        Param::from_tensor(Tensor::random([d_in, d_out], Distribution::Uniform(-a, a), device));
     lin
 }
 
@@ -258,13 +273,18 @@ impl LowLevelModel {
     pub fn save(&self, path: &Path) -> Result<(), LowLevelError> {
         let tmp = path.with_extension("safetensors.tmp");
         weights::save_module(self, &tmp, DIFFUSERS_SAVE_REMAP)?;
-        std::fs::rename(&tmp, path).map_err(|e| LowLevelError::Save { path: path.to_path_buf(), msg: e.to_string() })
+        std::fs::rename(&tmp, path)
+            .map_err(|e| LowLevelError::Save { path: path.to_path_buf(), msg: e.to_string() })
     }
 
     /// Build the model for `config` and load a PyTorch-layout safetensors state dict into it
     /// (one written by [`LowLevelModel::save`] or PyTorch's `save_file(model.state_dict())`).
     /// Every parameter must be present with the right shape, and no extra tensor may remain.
-    pub fn load(config: &LowLevelConfig, path: &Path, device: &Device) -> Result<Self, LowLevelError> {
+    pub fn load(
+        config: &LowLevelConfig,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, LowLevelError> {
         if !path.is_file() {
             return Err(LowLevelError::Missing(path.to_path_buf()));
         }

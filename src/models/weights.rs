@@ -37,7 +37,9 @@ pub struct WeightsSpec<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     /// The folder does not exist.
-    #[error("{model}: weights folder {dir} does not exist; expected config.json + {expected} there. Get them from {get_from}")]
+    #[error(
+        "{model}: weights folder {dir} does not exist; expected config.json + {expected} there. Get them from {get_from}"
+    )]
     MissingFolder {
         /// Model name.
         model: String,
@@ -49,7 +51,9 @@ pub enum WeightsError {
         get_from: String,
     },
     /// A required file is missing from the folder.
-    #[error("{model}: {dir} has no {expected}; download the hub folder from {get_from} (safetensors; `.bin` is not read, convert it with safetensors.torch.save_file)")]
+    #[error(
+        "{model}: {dir} has no {expected}; download the hub folder from {get_from} (safetensors; `.bin` is not read, convert it with safetensors.torch.save_file)"
+    )]
     MissingFile {
         /// Model name.
         model: String,
@@ -85,7 +89,9 @@ pub enum WeightsError {
         message: String,
     },
     /// The file's tensors do not match the model (missing, wrong shape, or unexpected).
-    #[error("{path}: weights do not match the {model} config: {summary}. The file must belong to the config.json beside it; get matching weights from {get_from}")]
+    #[error(
+        "{path}: weights do not match the {model} config: {summary}. The file must belong to the config.json beside it; get matching weights from {get_from}"
+    )]
     Mismatch {
         /// The weights file.
         path: PathBuf,
@@ -207,7 +213,11 @@ pub fn load_module_file<M: Module + ModuleSnapshot>(
         parts.push(format!("{} mismatched: {}", mismatched.len(), first_few(&mismatched)));
     }
     if !unused.is_empty() {
-        parts.push(format!("{} unexpected tensor(s) in the file: {}", unused.len(), first_few(&unused)));
+        parts.push(format!(
+            "{} unexpected tensor(s) in the file: {}",
+            unused.len(),
+            first_few(&unused)
+        ));
     }
     Err(WeightsError::Mismatch {
         path: path.into(),

@@ -50,7 +50,9 @@ pub enum AdamWError {
         source: std::io::Error,
     },
     /// The file is not a valid optimizer state (cut short, wrong format).
-    #[error("optimizer state {path} is corrupt or not an AdamW state: {msg}; use an earlier checkpoint")]
+    #[error(
+        "optimizer state {path} is corrupt or not an AdamW state: {msg}; use an earlier checkpoint"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -58,7 +60,9 @@ pub enum AdamWError {
         msg: String,
     },
     /// The state belongs to another model (parameter missing or of another size).
-    #[error("optimizer state {path} does not fit this model: {msg}; the checkpoint was made with another model config")]
+    #[error(
+        "optimizer state {path} does not fit this model: {msg}; the checkpoint was made with another model config"
+    )]
     Mismatch {
         /// The file.
         path: PathBuf,
@@ -191,7 +195,13 @@ impl AdamW {
     /// # Panics
     /// If a parameter is not f32, or a loaded state does not match the parameter's size (use
     /// [`AdamW::load`] with the model, which checks this).
-    pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams, lr: f64, beta1: f64) -> M {
+    pub fn step<M: Module>(
+        &mut self,
+        model: M,
+        mut grads: GradientsParams,
+        lr: f64,
+        beta1: f64,
+    ) -> M {
         self.step += 1;
         let t = self.step as f64;
         let c = self.config;
@@ -224,15 +234,19 @@ impl AdamW {
         for (name, mom) in &self.states {
             for (prefix, data) in [("m", &mom.m), ("v", &mom.v)] {
                 let bytes: &[u8] = bytemuck::cast_slice(data);
-                let view = TensorView::new(Dtype::F32, vec![data.len()], bytes)
-                    .map_err(|e| AdamWError::Corrupt { path: path.to_path_buf(), msg: e.to_string() })?;
+                let view = TensorView::new(Dtype::F32, vec![data.len()], bytes).map_err(|e| {
+                    AdamWError::Corrupt { path: path.to_path_buf(), msg: e.to_string() }
+                })?;
                 views.push((format!("{prefix}.{name}"), view));
             }
         }
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "brainscope-adamw-1".to_string());
         meta.insert("step".to_string(), self.step.to_string());
-        meta.insert("config".to_string(), serde_json::to_string(&self.config).expect("config serialises"));
+        meta.insert(
+            "config".to_string(),
+            serde_json::to_string(&self.config).expect("config serialises"),
+        );
         let tmp = path.with_extension("safetensors.tmp");
         safetensors::serialize_to_file(views, &Some(meta), &tmp)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
@@ -248,7 +262,8 @@ impl AdamW {
         // SAFETY: the checkpoint file is not modified while loading (checkpoints are written to
         // a temporary file and renamed into place).
         let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some("brainscope-adamw-1") {
             return Err(corrupt("missing format tag 'brainscope-adamw-1'".into()));
@@ -261,23 +276,25 @@ impl AdamW {
             .get("config")
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| corrupt("missing or bad 'config'".into()))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
 
         let sizes = param_sizes(model);
         let mut states = BTreeMap::new();
         for (name, view) in st.tensors() {
             let Some(param) = name.strip_prefix("m.") else { continue };
             let v_view = st.tensor(&format!("v.{param}")).map_err(|e| corrupt(e.to_string()))?;
-            let to_vec = |view: &safetensors::tensor::TensorView<'_>| -> Result<Vec<f32>, AdamWError> {
-                if view.dtype() != safetensors::Dtype::F32 {
-                    return Err(corrupt(format!("{name} is {:?}, expected F32", view.dtype())));
-                }
-                let mut out = zeroed_buffer(view.data().len() / 4);
-                for (o, b) in out.iter_mut().zip(view.data().chunks_exact(4)) {
-                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
-                Ok(out)
-            };
+            let to_vec =
+                |view: &safetensors::tensor::TensorView<'_>| -> Result<Vec<f32>, AdamWError> {
+                    if view.dtype() != safetensors::Dtype::F32 {
+                        return Err(corrupt(format!("{name} is {:?}, expected F32", view.dtype())));
+                    }
+                    let mut out = zeroed_buffer(view.data().len() / 4);
+                    for (o, b) in out.iter_mut().zip(view.data().chunks_exact(4)) {
+                        *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    }
+                    Ok(out)
+                };
             let (m, v) = (to_vec(&view)?, to_vec(&v_view)?);
             match sizes.get(param) {
                 None => {
@@ -289,7 +306,10 @@ impl AdamW {
                 Some(&n) if n != m.len() || n != v.len() => {
                     return Err(AdamWError::Mismatch {
                         path: path.to_path_buf(),
-                        msg: format!("'{param}' has {n} values in the model but {} in the state", m.len()),
+                        msg: format!(
+                            "'{param}' has {n} values in the model but {} in the state",
+                            m.len()
+                        ),
                     });
                 }
                 Some(_) => {}
@@ -376,11 +396,12 @@ impl ModuleMapper for StepMapper<'_> {
         let module_type = self.path.last().map(|(_, t)| t.as_str()).unwrap_or("");
         let scalars = if decays(&path, module_type) { self.decayed } else { self.plain };
         let numel = tensor.shape().num_elements();
-        let state = self
-            .states
-            .entry(path.clone())
-            .or_insert_with(|| Moments::zeros(numel));
-        assert_eq!(state.m.len(), numel, "AdamW state of '{path}' does not match the parameter size");
+        let state = self.states.entry(path.clone()).or_insert_with(|| Moments::zeros(numel));
+        assert_eq!(
+            state.m.len(),
+            numel,
+            "AdamW state of '{path}' does not match the parameter size"
+        );
 
         let context = AutodiffContext::capture(&tensor);
         let updated = update_tensor(tensor.inner(), grad, state, &scalars, &path);
@@ -427,7 +448,11 @@ fn update_tensor<const D: usize>(
     s: &StepScalars,
     path: &str,
 ) -> Tensor<D> {
-    assert_eq!(param.shape(), grad.shape(), "gradient of '{path}' has another shape than the parameter");
+    assert_eq!(
+        param.shape(),
+        grad.shape(),
+        "gradient of '{path}' has another shape than the parameter"
+    );
     let device = param.device();
     // A handle to fall back on if the tensor is not on the flex backend; dropped before the
     // in-place update so the parameter's storage is unshared again.
@@ -435,10 +460,14 @@ fn update_tensor<const D: usize>(
     match param.try_into_primitive::<Flex>() {
         Ok(mut p) => {
             drop(fallback);
-            assert_eq!(p.dtype(), burn::tensor::DType::F32, "AdamW needs f32 parameters ('{path}')");
-            let g = grad
-                .try_into_primitive::<Flex>()
-                .unwrap_or_else(|e| panic!("gradient of '{path}' is not on the parameter's device: {e:?}"));
+            assert_eq!(
+                p.dtype(),
+                burn::tensor::DType::F32,
+                "AdamW needs f32 parameters ('{path}')"
+            );
+            let g = grad.try_into_primitive::<Flex>().unwrap_or_else(|e| {
+                panic!("gradient of '{path}' is not on the parameter's device: {e:?}")
+            });
             if !(p.is_contiguous() && p.layout().start_offset() == 0) {
                 p = p.to_contiguous();
             }
@@ -470,8 +499,10 @@ fn host_update<const D: usize>(
     device: &Device,
 ) -> Tensor<D> {
     let shape = param.shape();
-    let mut p: Vec<f32> = param.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 parameter");
-    let g: Vec<f32> = grad.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 gradient");
+    let mut p: Vec<f32> =
+        param.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 parameter");
+    let g: Vec<f32> =
+        grad.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 gradient");
     fused_update(&mut p, &g, &mut state.m, &mut state.v, s);
     Tensor::from_data(TensorData::new(p, shape), device)
 }
@@ -491,7 +522,11 @@ fn fused_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &Step
     // Chunks aligned to 64 values so every thread but the last runs whole SIMD blocks.
     let chunk = n.div_ceil(threads).div_ceil(64) * 64;
     std::thread::scope(|scope| {
-        let parts = p.chunks_mut(chunk).zip(g.chunks(chunk)).zip(m.chunks_mut(chunk)).zip(v.chunks_mut(chunk));
+        let parts = p
+            .chunks_mut(chunk)
+            .zip(g.chunks(chunk))
+            .zip(m.chunks_mut(chunk))
+            .zip(v.chunks_mut(chunk));
         for (((p, g), m), v) in parts {
             scope.spawn(move || update_chunk(p, g, m, v, s));
         }
@@ -539,11 +574,18 @@ mod simd {
     /// # Safety
     /// The CPU must support AVX2; the four slices must have the same length.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn update_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &StepScalars) {
+    pub(super) unsafe fn update_avx2(
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        s: &StepScalars,
+    ) {
         let n = p.len();
         let n8 = n / 8 * 8;
         if n8 > 0 {
-            let (w1, beta2, w2) = (_mm256_set1_ps(s.w1), _mm256_set1_ps(s.beta2), _mm256_set1_ps(s.w2));
+            let (w1, beta2, w2) =
+                (_mm256_set1_ps(s.w1), _mm256_set1_ps(s.beta2), _mm256_set1_ps(s.w2));
             let (bc2, eps) = (_mm256_set1_ps(s.bc2_sqrt), _mm256_set1_ps(s.eps));
             let (decay, step) = (_mm256_set1_ps(s.decay), _mm256_set1_ps(s.step_size));
             // SAFETY: every access is at index i..i+8 with i + 8 <= n8 <= n for all four slices,

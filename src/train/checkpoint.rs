@@ -40,10 +40,14 @@ pub enum CheckpointError {
     #[error("{path} is corrupt: {message}")]
     BadManifest { path: PathBuf, message: String },
     /// A file's size differs from the manifest.
-    #[error("checkpoint file {path} is {actual} bytes but its manifest says {expected}: the file was cut short or overwritten")]
+    #[error(
+        "checkpoint file {path} is {actual} bytes but its manifest says {expected}: the file was cut short or overwritten"
+    )]
     Truncated { path: PathBuf, expected: u64, actual: u64 },
     /// A file's checksum differs from the manifest.
-    #[error("checkpoint file {path} fails its checksum ({actual} != {expected} in the manifest): the file is corrupt")]
+    #[error(
+        "checkpoint file {path} fails its checksum ({actual} != {expected} in the manifest): the file is corrupt"
+    )]
     Checksum { path: PathBuf, expected: String, actual: String },
     /// The caller's writer failed.
     #[error("cannot write checkpoint files into {dir}: {message}")]
@@ -181,9 +185,19 @@ impl CheckpointStore {
             let path = tmp.join(&file_name);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
-            entries.push(FileEntry { name: file_name, bytes: bytes.len() as u64, checksum: checksum(&bytes) });
+            entries.push(FileEntry {
+                name: file_name,
+                bytes: bytes.len() as u64,
+                checksum: checksum(&bytes),
+            });
         }
-        let manifest = Manifest { format: FORMAT, step, created_ms: crate::experiments::process::now_ms(), meta, files: entries };
+        let manifest = Manifest {
+            format: FORMAT,
+            step,
+            created_ms: crate::experiments::process::now_ms(),
+            meta,
+            files: entries,
+        };
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
             path: tmp.join(MANIFEST),
             source: std::io::Error::other(e),
@@ -227,7 +241,8 @@ impl CheckpointStore {
         let read = std::fs::read_dir(&self.root).map_err(io(&self.root))?;
         for entry in read.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let referenced = [last.as_deref(), best.as_deref(), keep].contains(&Some(name.as_str()));
+            let referenced =
+                [last.as_deref(), best.as_deref(), keep].contains(&Some(name.as_str()));
             let stale_tmp = name.starts_with(".tmp-step-");
             if (parse_step(&name).is_some() && !referenced) || stale_tmp {
                 let _ = std::fs::remove_dir_all(entry.path());
@@ -246,8 +261,9 @@ impl CheckpointStore {
             }
             Err(e) => return Err(CheckpointError::Io { path: manifest_path, source: e }),
         };
-        let manifest: Manifest<M> = serde_json::from_slice(&text)
-            .map_err(|e| CheckpointError::BadManifest { path: manifest_path.clone(), message: e.to_string() })?;
+        let manifest: Manifest<M> = serde_json::from_slice(&text).map_err(|e| {
+            CheckpointError::BadManifest { path: manifest_path.clone(), message: e.to_string() }
+        })?;
         if manifest.format != FORMAT {
             return Err(CheckpointError::BadManifest {
                 path: manifest_path,
@@ -258,11 +274,19 @@ impl CheckpointStore {
             let path = dir.join(&entry.name);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             if bytes.len() as u64 != entry.bytes {
-                return Err(CheckpointError::Truncated { path, expected: entry.bytes, actual: bytes.len() as u64 });
+                return Err(CheckpointError::Truncated {
+                    path,
+                    expected: entry.bytes,
+                    actual: bytes.len() as u64,
+                });
             }
             let actual = checksum(&bytes);
             if actual != entry.checksum {
-                return Err(CheckpointError::Checksum { path, expected: entry.checksum.clone(), actual });
+                return Err(CheckpointError::Checksum {
+                    path,
+                    expected: entry.checksum.clone(),
+                    actual,
+                });
             }
         }
         Ok(Loaded { dir: dir.to_path_buf(), manifest })
@@ -271,7 +295,9 @@ impl CheckpointStore {
     /// Load the newest checkpoint that verifies: `last` first, then every other step directory,
     /// newest first. Returns it with the errors of the ones skipped (callers log them), or
     /// `Ok(None)` when there is no checkpoint at all.
-    pub fn load_latest<M: DeserializeOwned>(&self) -> Result<Option<(Loaded<M>, Vec<CheckpointError>)>, CheckpointError> {
+    pub fn load_latest<M: DeserializeOwned>(
+        &self,
+    ) -> Result<Option<(Loaded<M>, Vec<CheckpointError>)>, CheckpointError> {
         let mut candidates: Vec<String> = Vec::new();
         if let Some(last) = self.link_target(LAST) {
             candidates.push(last);
@@ -339,7 +365,9 @@ impl CheckpointStore {
     /// Remove every checkpoint (a fresh start).
     pub fn clear(&self) -> Result<(), CheckpointError> {
         match std::fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CheckpointError::Io { path: self.root.clone(), source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(CheckpointError::Io { path: self.root.clone(), source: e })
+            }
             _ => Ok(()),
         }
     }
@@ -362,7 +390,8 @@ mod tests {
 
     fn save(store: &CheckpointStore, step: u64, best: bool) {
         let write = |dir: &Path| {
-            std::fs::write(dir.join("model.bin"), vec![step as u8; 1000]).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("model.bin"), vec![step as u8; 1000])
+                .map_err(|e| e.to_string())?;
             std::fs::write(dir.join("opt.bin"), b"opt").map_err(|e| e.to_string())
         };
         store.save(step, &Meta { epoch: step as usize }, write, Tags { best }).unwrap();
@@ -381,11 +410,17 @@ mod tests {
         assert_eq!((loaded.manifest.step, loaded.manifest.meta.epoch), (30, 30));
         assert_eq!(std::fs::read(loaded.dir.join("model.bin")).unwrap(), vec![30u8; 1000]);
         assert_eq!(loaded.manifest.files.len(), 2);
-        let mut names: Vec<_> = std::fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(store.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         assert_eq!(names, ["best", "last", "step-00000010", "step-00000020", "step-00000030"]);
         save(&store, 40, false);
-        assert!(!store.root().join("step-00000020").exists(), "older than previous last and not best: pruned");
+        assert!(
+            !store.root().join("step-00000020").exists(),
+            "older than previous last and not best: pruned"
+        );
     }
 
     #[test]
@@ -397,9 +432,14 @@ mod tests {
         let victim = store.root().join("step-00000020/model.bin");
         let f = std::fs::OpenOptions::new().write(true).open(&victim).unwrap();
         f.set_len(500).unwrap();
-        let err = CheckpointStore::load_dir::<Meta>(&store.root().join("step-00000020")).unwrap_err();
+        let err =
+            CheckpointStore::load_dir::<Meta>(&store.root().join("step-00000020")).unwrap_err();
         assert!(matches!(err, CheckpointError::Truncated { .. }));
-        assert!(err.to_string().contains("step-00000020/model.bin") && err.to_string().contains("cut short"), "{err}");
+        assert!(
+            err.to_string().contains("step-00000020/model.bin")
+                && err.to_string().contains("cut short"),
+            "{err}"
+        );
         let (loaded, skipped) = store.load_latest::<Meta>().unwrap().unwrap();
         assert_eq!(loaded.manifest.step, 10);
         assert_eq!(skipped.len(), 1);
@@ -421,7 +461,8 @@ mod tests {
         let err = store.load_latest::<Meta>().unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
         std::fs::remove_file(store.root().join("step-00000010/manifest.json")).unwrap();
-        let err = CheckpointStore::load_dir::<Meta>(&store.root().join("step-00000010")).unwrap_err();
+        let err =
+            CheckpointStore::load_dir::<Meta>(&store.root().join("step-00000010")).unwrap_err();
         assert!(matches!(err, CheckpointError::MissingManifest { .. }));
     }
 

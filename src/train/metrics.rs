@@ -5,7 +5,7 @@
 //! Reading lives in [`crate::experiments::metrics`].
 
 use crate::experiments::metrics::read_metrics;
-use crate::experiments::state::{write_atomic, MetricRecord};
+use crate::experiments::state::{MetricRecord, write_atomic};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,15 @@ mod tests {
     use crate::experiments::state::Split;
 
     fn rec(step: u64) -> MetricRecord {
-        MetricRecord { t: step, epoch: 0, step, split: Split::Train, loss: Some(1.0 / step as f64), l1: None, lr: Some(1e-3) }
+        MetricRecord {
+            t: step,
+            epoch: 0,
+            step,
+            split: Split::Train,
+            loss: Some(1.0 / step as f64),
+            l1: None,
+            lr: Some(1e-3),
+        }
     }
 
     #[test]

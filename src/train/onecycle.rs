@@ -221,7 +221,10 @@ impl OneCycleLr {
     pub fn from_state(state: OneCycleState) -> Result<Self, OneCycleError> {
         let mut sched = state.config.init()?;
         if state.step > state.config.total_steps {
-            return Err(OneCycleError::PastEnd { step: state.step, total_steps: state.config.total_steps });
+            return Err(OneCycleError::PastEnd {
+                step: state.step,
+                total_steps: state.config.total_steps,
+            });
         }
         sched.step = state.step;
         Ok(sched)

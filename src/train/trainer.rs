@@ -4,27 +4,27 @@
 //! `checkpoints/last` when the previous run did not finish), and records how it ended. SIGTERM,
 //! SIGINT and SIGHUP stop it after the current step with a checkpoint (state `stopped`).
 
+use crate::data::algonauts::Subject;
+use crate::data::roi::{MaskMode, RoiSet, VoxelMask};
 use crate::data::split::{seeded_rng, train_val_split, uniform_below};
 use crate::experiments::config::{ConfigError, ExperimentConfig, ModelSection};
 use crate::experiments::process::now_ms;
-use crate::experiments::run::{install_stop_flag, stop_requested, ActiveRun, RunError, RunOutcome};
-use crate::experiments::state::{files, read_status, MetricRecord, RunPaths, RunState, Split};
+use crate::experiments::run::{ActiveRun, RunError, RunOutcome, install_stop_flag, stop_requested};
+use crate::experiments::state::{MetricRecord, RunPaths, RunState, Split, files, read_status};
+use crate::imageio::{load_rgb, save_png};
+use crate::latents::{LatentCache, LatentJob, LatentMode, default_cache_path, ensure_latent_cache};
+use crate::models::lowlevel::{LowLevelConfig, LowLevelModel};
+use crate::models::vae::{Vae, load_vae};
+use crate::train::adamw::{AdamW, AdamWConfig};
 use crate::train::checkpoint::{CheckpointError, CheckpointStore, Tags};
 use crate::train::metrics::MetricsWriter;
-use crate::data::algonauts::Subject;
-use crate::data::roi::{MaskMode, RoiSet, VoxelMask};
-use crate::models::lowlevel::{LowLevelConfig, LowLevelModel};
-use crate::models::vae::{load_vae, Vae};
-use crate::latents::{default_cache_path, ensure_latent_cache, LatentCache, LatentJob, LatentMode};
-use crate::imageio::{load_rgb, save_png};
-use crate::train::adamw::{AdamW, AdamWConfig};
 use crate::train::onecycle::{OneCycleConfig, OneCycleLr};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -55,7 +55,9 @@ pub enum TrainError {
     #[error(transparent)]
     Run(#[from] RunError),
     /// The run already finished.
-    #[error("experiment {dir} already finished all its epochs; pass --restart to train it again from scratch")]
+    #[error(
+        "experiment {dir} already finished all its epochs; pass --restart to train it again from scratch"
+    )]
     AlreadyDone { dir: PathBuf },
     /// Device not available.
     #[error(transparent)]
@@ -93,7 +95,11 @@ pub fn check_startable(experiment_dir: &Path, restart: bool) -> Result<(), Train
 
 /// Project directory of an experiment folder: the parent of `experiments/`.
 pub fn project_dir(experiment_dir: &Path) -> PathBuf {
-    experiment_dir.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    experiment_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Train the experiment in this process, under its lock, recording the outcome in status.json.
@@ -107,7 +113,8 @@ pub fn run(request: &TrainRequest) -> Result<RunOutcome, TrainError> {
     check_startable(&request.experiment_dir, request.restart)?;
     let epochs = request.epochs.unwrap_or(config.train.epochs);
     let mut active = ActiveRun::start(&request.experiment_dir, epochs)?;
-    let stop = install_stop_flag().map_err(|source| TrainError::Io { path: PathBuf::from("signal handlers"), source })?;
+    let stop = install_stop_flag()
+        .map_err(|source| TrainError::Io { path: PathBuf::from("signal handlers"), source })?;
     let outcome = match train_locked(request, &config, &device_name, epochs, &mut active, &stop) {
         Ok(o) => o,
         Err(e) => {
@@ -189,10 +196,13 @@ impl RngState {
             .map(|i| u8::from_str_radix(self.seed.get(i..i + 2).unwrap_or("zz"), 16))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("bad RNG seed in checkpoint: {e}"))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| "bad RNG seed length in checkpoint".to_string())?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| "bad RNG seed length in checkpoint".to_string())?;
         let mut rng = ChaCha8Rng::from_seed(key);
         rng.set_stream(self.stream);
-        rng.set_word_pos(self.word_pos.parse().map_err(|e| format!("bad RNG position in checkpoint: {e}"))?);
+        rng.set_word_pos(
+            self.word_pos.parse().map_err(|e| format!("bad RNG position in checkpoint: {e}"))?,
+        );
         Ok(rng)
     }
 }
@@ -235,7 +245,13 @@ impl Log {
             Some(bar) => bar.println(msg),
             None => {
                 let secs = crate::experiments::process::now_ms() as f64 / 1000.0;
-                println!("[{}] {msg}", chrono::DateTime::from_timestamp(secs as i64, 0).map_or(format!("{secs:.0}"), |t| t.format("%Y-%m-%d %H:%M:%S").to_string()));
+                println!(
+                    "[{}] {msg}",
+                    chrono::DateTime::from_timestamp(secs as i64, 0)
+                        .map_or(format!("{secs:.0}"), |t| t
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string())
+                );
             }
         }
     }
@@ -371,14 +387,20 @@ fn train_locked(
         learner.load(&loaded.dir)?;
         meta = old.clone();
         store.rollback_to(meta.step)?;
-        log.line(&format!("resuming from {} (epoch {}, step {})", loaded.dir.display(), meta.epoch, meta.step));
+        log.line(&format!(
+            "resuming from {} (epoch {}, step {})",
+            loaded.dir.display(),
+            meta.epoch,
+            meta.step
+        ));
     }
     let dropped = crate::train::metrics::truncate_after(&paths.metrics(), meta.step)
         .map_err(|source| TrainError::Io { path: paths.metrics(), source })?;
     if dropped > 0 {
         log.line(&format!("dropped {dropped} metric records written after the checkpoint"));
     }
-    let mut metrics = MetricsWriter::open(&paths.metrics()).map_err(|source| TrainError::Io { path: paths.metrics(), source })?;
+    let mut metrics = MetricsWriter::open(&paths.metrics())
+        .map_err(|source| TrainError::Io { path: paths.metrics(), source })?;
     let append = |metrics: &mut MetricsWriter, r: &MetricRecord| {
         metrics.append(r).map_err(|source| TrainError::Io { path: paths.metrics(), source })
     };
@@ -394,9 +416,11 @@ fn train_locked(
     let bar = request.progress.then(|| {
         let bar = ProgressBar::new(total_steps);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ({eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_position(meta.step);
         bar
@@ -408,7 +432,8 @@ fn train_locked(
         log.line("stop requested before the first step: nothing to checkpoint");
         return Ok(RunOutcome::Stopped);
     }
-    let recon_rows: Vec<usize> = split.val.iter().copied().take(config.train.recon_samples).collect();
+    let recon_rows: Vec<usize> =
+        split.val.iter().copied().take(config.train.recon_samples).collect();
     let mut decoder: Option<ReconDecoder> = None;
     while meta.epoch < epochs {
         let epoch = meta.epoch;
@@ -427,41 +452,53 @@ fn train_locked(
             meta.batch = b + 1;
             loss_sum += loss;
             loss_n += 1;
-            append(&mut metrics, &MetricRecord {
-                t: now_ms(),
-                epoch,
-                step: meta.step,
-                split: Split::Train,
-                loss: Some(loss),
-                l1: None,
-                lr: Some(lr),
-            })?;
+            append(
+                &mut metrics,
+                &MetricRecord {
+                    t: now_ms(),
+                    epoch,
+                    step: meta.step,
+                    split: Split::Train,
+                    loss: Some(loss),
+                    l1: None,
+                    lr: Some(lr),
+                },
+            )?;
             if let Some(bar) = &log.bar {
                 bar.set_position(meta.step);
                 bar.set_message(format!("loss {loss:.4}"));
             }
             if !loss.is_finite() {
-                return Err(TrainError::Other(format!("training diverged: loss {loss} at step {}", meta.step)));
+                return Err(TrainError::Other(format!(
+                    "training diverged: loss {loss} at step {}",
+                    meta.step
+                )));
             }
             if stop_requested(stop) && (meta.batch as u64) < steps_per_epoch {
                 // Mid-epoch stop: keep the epoch's starting RNG so its permutation is rebuilt.
                 save_checkpoint(&store, &meta, &learner, false)?;
-                log.line(&format!("stop requested: checkpoint at epoch {epoch} step {} written", meta.step));
+                log.line(&format!(
+                    "stop requested: checkpoint at epoch {epoch} step {} written",
+                    meta.step
+                ));
                 return Ok(RunOutcome::Stopped);
             }
         }
 
         // End of epoch: validation over the whole val split, val record, checkpoint, recon.
         let val_l1 = learner.val_l1(&data, &split.val)?;
-        append(&mut metrics, &MetricRecord {
-            t: now_ms(),
-            epoch,
-            step: meta.step,
-            split: Split::Val,
-            loss: None,
-            l1: Some(val_l1),
-            lr: None,
-        })?;
+        append(
+            &mut metrics,
+            &MetricRecord {
+                t: now_ms(),
+                epoch,
+                step: meta.step,
+                split: Split::Val,
+                loss: None,
+                l1: Some(val_l1),
+                lr: None,
+            },
+        )?;
         let is_best = meta.best_val.is_none_or(|(_, best)| val_l1 < best);
         if is_best {
             meta.best_val = Some((epoch, val_l1));
@@ -485,7 +522,13 @@ fn train_locked(
             if is_best { " (best)" } else { "" },
             epoch_start.elapsed().as_secs_f64()
         ));
-        active.progress(meta.epoch, epochs, meta.step, total_steps, &format!("epoch {} val L1 {val_l1:.5}", epoch + 1))?;
+        active.progress(
+            meta.epoch,
+            epochs,
+            meta.step,
+            total_steps,
+            &format!("epoch {} val L1 {val_l1:.5}", epoch + 1),
+        )?;
         if stop_requested(stop) && meta.epoch < epochs {
             log.line(&format!("stop requested: checkpoint at end of epoch {epoch} written"));
             return Ok(RunOutcome::Stopped);
@@ -503,7 +546,12 @@ fn train_locked(
 }
 
 /// Write a checkpoint of the current state.
-fn save_checkpoint(store: &CheckpointStore, meta: &CheckpointMeta, learner: &Learner, best: bool) -> Result<(), TrainError> {
+fn save_checkpoint(
+    store: &CheckpointStore,
+    meta: &CheckpointMeta,
+    learner: &Learner,
+    best: bool,
+) -> Result<(), TrainError> {
     store.save(meta.step, meta, |dir| learner.save(dir), Tags { best })?;
     Ok(())
 }
@@ -555,11 +603,18 @@ fn model_config(plan: &RunPlan) -> Result<LowLevelConfig, TrainError> {
 
 impl Learner {
     /// Seeded initialisation of a fresh model and optimizer.
-    fn new(config: &ExperimentConfig, plan: &RunPlan, total_steps: u64, device: &Device) -> Result<Self, TrainError> {
+    fn new(
+        config: &ExperimentConfig,
+        plan: &RunPlan,
+        total_steps: u64,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         let train_device = device.clone().autodiff();
         let model_config = model_config(plan)?;
         let model = model_config.init(&train_device, config.train.seed);
-        let optim = AdamWConfig { weight_decay: config.train.weight_decay, ..AdamWConfig::default() }.init();
+        let optim =
+            AdamWConfig { weight_decay: config.train.weight_decay, ..AdamWConfig::default() }
+                .init();
         // The paper's warm-up is 2 epochs (pct_start = 2 / epochs); a warm-up filling the whole
         // run is invalid (PyTorch divides by zero), so runs under 3 epochs warm up for a third.
         let schedule = if plan.epochs >= 3 {
@@ -586,14 +641,24 @@ impl Learner {
     }
 
     /// One optimizer step on a batch; returns the batch's mean L1 and the learning rate used.
-    fn step(&mut self, x: Vec<f32>, y: Vec<f32>, b: usize, step: u64) -> Result<(f64, f64), TrainError> {
+    fn step(
+        &mut self,
+        x: Vec<f32>,
+        y: Vec<f32>,
+        b: usize,
+        step: u64,
+    ) -> Result<(f64, f64), TrainError> {
         let values = self.schedule.values_at(step as usize).map_err(other)?;
         let [c, h, w] = self.latent_shape;
-        let x = Tensor::<2>::from_data(TensorData::new(x, [b, self.input_width]), &self.train_device); // [b, voxels]
+        let x =
+            Tensor::<2>::from_data(TensorData::new(x, [b, self.input_width]), &self.train_device); // [b, voxels]
         let y = Tensor::<4>::from_data(TensorData::new(y, [b, c, h, w]), &self.train_device); // [b, c, h, w]
         // Dropout masks drawn from a per-step seed: a resumed run draws the same ones.
         let model = self.model.take().expect("model present between steps");
-        let pred = crate::backend::with_seed(&self.train_device, step_seed(self.seed, step), || model.forward(x)); // [b, c, h, w]
+        let pred =
+            crate::backend::with_seed(&self.train_device, step_seed(self.seed, step), || {
+                model.forward(x)
+            }); // [b, c, h, w]
         let loss = (pred - y).abs().mean(); // [1]
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -607,9 +672,14 @@ impl Learner {
         let mut out = Vec::with_capacity(rows.len() * data.latent_len());
         for chunk in rows.chunks(VAL_BATCH) {
             let (x, _) = data.batch(chunk);
-            let x = Tensor::<2>::from_data(TensorData::new(x, [chunk.len(), self.input_width]), &self.device); // [b, voxels]
+            let x = Tensor::<2>::from_data(
+                TensorData::new(x, [chunk.len(), self.input_width]),
+                &self.device,
+            ); // [b, voxels]
             let pred = eval.forward(x); // [b, c, h, w]
-            out.extend(pred.into_data().try_into_vec::<f32>().map_err(|e| other(format!("{e:?}")))?);
+            out.extend(
+                pred.into_data().try_into_vec::<f32>().map_err(|e| other(format!("{e:?}")))?,
+            );
         }
         Ok(out)
     }
@@ -621,7 +691,11 @@ impl Learner {
         let mut sum = 0.0f64;
         for (i, &r) in rows.iter().enumerate() {
             let target = &data.latents[r * l..(r + 1) * l];
-            sum += pred[i * l..(i + 1) * l].iter().zip(target).map(|(p, t)| (p - t).abs() as f64).sum::<f64>();
+            sum += pred[i * l..(i + 1) * l]
+                .iter()
+                .zip(target)
+                .map(|(p, t)| (p - t).abs() as f64)
+                .sum::<f64>();
         }
         Ok(sum / (rows.len() * l) as f64)
     }
@@ -634,7 +708,9 @@ impl Learner {
 
     /// Restore the model and optimizer state from a verified checkpoint directory.
     fn load(&mut self, dir: &Path) -> Result<(), TrainError> {
-        let model = LowLevelModel::load(&self.model_config, &dir.join(MODEL_FILE), &self.train_device).map_err(other)?;
+        let model =
+            LowLevelModel::load(&self.model_config, &dir.join(MODEL_FILE), &self.train_device)
+                .map_err(other)?;
         self.optim = AdamW::load(&dir.join(OPTIMIZER_FILE), &model).map_err(other)?;
         self.model = Some(model);
         Ok(())
@@ -646,7 +722,14 @@ const VAL_BATCH: usize = 64;
 
 /// Load (and, for the demo, first generate) the dataset: masked fMRI of every training row and
 /// the latent cache of its images (built on first use, shared with `brainscope latents`).
-fn load_data(config: &ExperimentConfig, data_root: &Path, vae_dir: &Path, device: &Device, log: &Log, progress: bool) -> Result<Dataset, TrainError> {
+fn load_data(
+    config: &ExperimentConfig,
+    data_root: &Path,
+    vae_dir: &Path,
+    device: &Device,
+    log: &Log,
+    progress: bool,
+) -> Result<Dataset, TrainError> {
     if is_demo_root(data_root) && !data_root.join(&config.data.subject).is_dir() {
         log.line(&format!("generating the demo dataset in {}", data_root.display()));
         crate::demo::ensure_demo(data_root).map_err(other)?;
@@ -715,7 +798,14 @@ impl ReconDecoder {
 /// - `vae`: the target latent decoded by the VAE (the best a perfect low-level model could do).
 ///
 /// Written into a temporary folder and renamed, so the console never sees a partial epoch.
-fn write_recon(paths: &RunPaths, epoch: usize, learner: &Learner, decoder: &ReconDecoder, data: &Dataset, rows: &[usize]) -> Result<(), TrainError> {
+fn write_recon(
+    paths: &RunPaths,
+    epoch: usize,
+    learner: &Learner,
+    decoder: &ReconDecoder,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<(), TrainError> {
     let final_dir = paths.recon_epoch(epoch);
     let parent = final_dir.parent().expect("recon/epoch-NNN has a parent").to_path_buf();
     let tmp = parent.join(format!(".tmp-epoch-{epoch:03}-{}", std::process::id()));
@@ -738,19 +828,20 @@ fn write_recon(paths: &RunPaths, epoch: usize, learner: &Learner, decoder: &Reco
         let name = |kind: &str| tmp.join(format!("sample-{i:02}-{kind}.png"));
         let image = &data.images[row];
         let real = load_rgb(image, iw as u32, ih as u32).map_err(other)?;
-        real.save(name("target")).map_err(|e| other(format!("{}: {e}", name("target").display())))?;
+        real.save(name("target"))
+            .map_err(|e| other(format!("{}: {e}", name("target").display())))?;
         save_png(pred_img.clone().slice([i..i + 1]), &name("lowlevel")).map_err(other)?;
         save_png(target_img.clone().slice([i..i + 1]), &name("vae")).map_err(other)?;
         samples.push(serde_json::json!({ "sample": i, "row": row, "image": image }));
     }
     let index = serde_json::json!({ "epoch": epoch, "samples": samples });
-    std::fs::write(tmp.join("samples.json"), serde_json::to_vec_pretty(&index).expect("json")).map_err(io(&tmp))?;
+    std::fs::write(tmp.join("samples.json"), serde_json::to_vec_pretty(&index).expect("json"))
+        .map_err(io(&tmp))?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
 }
-
 
 #[cfg(test)]
 mod tests {

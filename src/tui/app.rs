@@ -101,10 +101,21 @@ impl Launcher {
                     let text = if out.status.success() { &out.stdout } else { &out.stderr };
                     let text = String::from_utf8_lossy(text);
                     let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    let line = if out.status.success() { text.lines().next().unwrap_or(line) } else { line };
-                    ControlDone { id, what, ok: out.status.success(), message: line.trim().to_string() }
+                    let line = if out.status.success() {
+                        text.lines().next().unwrap_or(line)
+                    } else {
+                        line
+                    };
+                    ControlDone {
+                        id,
+                        what,
+                        ok: out.status.success(),
+                        message: line.trim().to_string(),
+                    }
                 }
-                Err(e) => ControlDone { id, what, ok: false, message: format!("cannot run {}: {e}", sub) },
+                Err(e) => {
+                    ControlDone { id, what, ok: false, message: format!("cannot run {}: {e}", sub) }
+                }
             };
             let _ = tx.send(done);
         });
@@ -182,7 +193,12 @@ pub struct App {
 
 impl App {
     /// A console over `project`.
-    pub fn new(project: Project, images: ImageCache, theme: Theme, launcher: Option<Launcher>) -> Self {
+    pub fn new(
+        project: Project,
+        images: ImageCache,
+        theme: Theme,
+        launcher: Option<Launcher>,
+    ) -> Self {
         let (control_tx, control_rx) = mpsc::channel();
         Self {
             project,
@@ -228,7 +244,9 @@ impl App {
         let needle = self.filter.to_lowercase();
         let probe = *self.project.probe();
         let mut v: Vec<usize> = (0..self.project.experiments.len())
-            .filter(|&i| needle.is_empty() || haystack(&self.project.experiments[i]).contains(&needle))
+            .filter(|&i| {
+                needle.is_empty() || haystack(&self.project.experiments[i]).contains(&needle)
+            })
             .collect();
         let exps = &self.project.experiments;
         v.sort_by(|&a, &b| {
@@ -341,9 +359,13 @@ impl App {
                     match &self.launcher {
                         Some(l) => {
                             l.spawn("stop", &id, self.control_tx.clone());
-                            self.message = Some(format!("stopping {id}… (finishes its step, then checkpoints)"));
+                            self.message = Some(format!(
+                                "stopping {id}… (finishes its step, then checkpoints)"
+                            ));
                         }
-                        None => self.message = Some("starting and stopping are disabled here".into()),
+                        None => {
+                            self.message = Some("starting and stopping are disabled here".into())
+                        }
                     }
                 }
             }
@@ -410,8 +432,12 @@ impl App {
     pub fn available_epochs(&self) -> Vec<usize> {
         match self.view {
             View::Gallery => {
-                let mut all: Vec<usize> =
-                    self.project.experiments.iter().flat_map(|e| e.recon_epochs.iter().copied()).collect();
+                let mut all: Vec<usize> = self
+                    .project
+                    .experiments
+                    .iter()
+                    .flat_map(|e| e.recon_epochs.iter().copied())
+                    .collect();
                 all.sort_unstable();
                 all.dedup();
                 all
@@ -434,7 +460,10 @@ impl App {
         if epochs.is_empty() {
             return;
         }
-        let cur = self.shown_epoch().and_then(|e| epochs.iter().position(|&x| x == e)).unwrap_or(epochs.len() - 1);
+        let cur = self
+            .shown_epoch()
+            .and_then(|e| epochs.iter().position(|&x| x == e))
+            .unwrap_or(epochs.len() - 1);
         self.recon_epoch = match action {
             Action::EpochPrev => Some(epochs[cur.saturating_sub(1)]),
             Action::EpochNext if cur + 1 >= epochs.len() => None,
@@ -448,7 +477,11 @@ impl App {
         let mut changed = self.images.collect();
         while let Ok(done) = self.control_rx.try_recv() {
             let status = if done.ok { "" } else { "failed: " };
-            let msg = if done.message.is_empty() { format!("{} {}: done", done.what, done.id) } else { done.message };
+            let msg = if done.message.is_empty() {
+                format!("{} {}: done", done.what, done.id)
+            } else {
+                done.message
+            };
             self.message = Some(format!("{status}{msg}"));
             self.project.refresh();
             changed = true;
@@ -474,7 +507,12 @@ fn haystack(e: &Experiment) -> String {
     format!("{} {} {} {}", e.id, e.state.name(), e.roi_set(), desc).to_lowercase()
 }
 
-fn compare(col: Column, a: &Experiment, b: &Experiment, probe: &crate::tui::model::Probe) -> std::cmp::Ordering {
+fn compare(
+    col: Column,
+    a: &Experiment,
+    b: &Experiment,
+    probe: &crate::tui::model::Probe,
+) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     fn opt_f(a: Option<f64>, b: Option<f64>) -> Ordering {
         // Missing values sort last.
@@ -485,16 +523,22 @@ fn compare(col: Column, a: &Experiment, b: &Experiment, probe: &crate::tui::mode
             (None, None) => Ordering::Equal,
         }
     }
-    let cfg = |e: &Experiment, f: fn(&crate::experiments::config::ExperimentConfig) -> u64| e.config.as_ref().ok().map(f);
+    let cfg = |e: &Experiment, f: fn(&crate::experiments::config::ExperimentConfig) -> u64| {
+        e.config.as_ref().ok().map(f)
+    };
     match col {
         Column::Id => id_order(&a.id, &b.id),
         Column::State => a.state.name().cmp(b.state.name()),
         Column::Roi => a.roi_set().cmp(&b.roi_set()),
         Column::Seed => cfg(a, |c| c.train.seed).cmp(&cfg(b, |c| c.train.seed)),
-        Column::Batch => cfg(a, |c| c.train.batch_size as u64).cmp(&cfg(b, |c| c.train.batch_size as u64)),
+        Column::Batch => {
+            cfg(a, |c| c.train.batch_size as u64).cmp(&cfg(b, |c| c.train.batch_size as u64))
+        }
         Column::Epoch => a.progress().total_cmp(&b.progress()),
         Column::Loss => opt_f(a.last_loss(), b.last_loss()),
         Column::Best => opt_f(a.best_val().map(|v| v.l1), b.best_val().map(|v| v.l1)),
-        Column::Eta => opt_f(a.eta_secs(probe).map(|s| s as f64), b.eta_secs(probe).map(|s| s as f64)),
+        Column::Eta => {
+            opt_f(a.eta_secs(probe).map(|s| s as f64), b.eta_secs(probe).map(|s| s as f64))
+        }
     }
 }

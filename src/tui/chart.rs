@@ -172,7 +172,9 @@ impl MinMaxPyramid {
     /// `None` when the series is short enough to scan whole.
     pub fn candidates(&self, n: usize, buckets: usize) -> Option<Vec<usize>> {
         let per_bucket = n / (2 * buckets.max(1));
-        let k = (0..self.levels.len()).rev().find(|&k| (1usize << (BASE as usize + k)) <= per_bucket)?;
+        let k = (0..self.levels.len())
+            .rev()
+            .find(|&k| (1usize << (BASE as usize + k)) <= per_bucket)?;
         let mut out = Vec::with_capacity(self.levels[k].len() * 2);
         for &(lo, hi) in &self.levels[k] {
             let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
@@ -238,7 +240,15 @@ mod tests {
     fn downsample_keeps_extremes_per_bucket() {
         let n = 1_000_000;
         let xs = (0..n).map(|i| i as f64);
-        let ys = (0..n).map(|i| if i == 123_456 { 10.0 } else if i == 654_321 { -10.0 } else { (i % 7) as f64 });
+        let ys = (0..n).map(|i| {
+            if i == 123_456 {
+                10.0
+            } else if i == 654_321 {
+                -10.0
+            } else {
+                (i % 7) as f64
+            }
+        });
         let d = downsample_minmax(xs, ys, 0.0, (n - 1) as f64, 100);
         assert!(d.len() <= 200);
         assert!(d.contains(&(123_456.0, 10.0)));
@@ -252,7 +262,13 @@ mod tests {
         let mut ys = Vec::new();
         let mut p = MinMaxPyramid::default();
         for i in 0..n {
-            ys.push(if i == 123_456 { 100.0 } else if i == 250_001 { -100.0 } else { (i % 13) as f64 });
+            ys.push(if i == 123_456 {
+                100.0
+            } else if i == 250_001 {
+                -100.0
+            } else {
+                (i % 13) as f64
+            });
             p.push(&ys);
         }
         let idx = p.candidates(n, 100).expect("long series use the pyramid");

@@ -42,7 +42,9 @@ pub fn watch(dir: &Path) -> Result<(Watcher, FsEvents), String> {
         }
     })
     .map_err(|e| e.to_string())?;
-    debouncer.watch(dir, RecursiveMode::Recursive).map_err(|e| format!("{}: {e}", dir.display()))?;
+    debouncer
+        .watch(dir, RecursiveMode::Recursive)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((debouncer, rx))
 }
 
@@ -53,7 +55,12 @@ pub fn apply_fs_events(app: &mut App, rx: &FsEvents) -> bool {
     while let Ok(paths) = rx.try_recv() {
         for p in paths {
             // One refresh per experiment folder per batch.
-            let exp = app.project.experiments.iter().find(|e| p.starts_with(&e.dir)).map(|e| e.dir.clone());
+            let exp = app
+                .project
+                .experiments
+                .iter()
+                .find(|e| p.starts_with(&e.dir))
+                .map(|e| e.dir.clone());
             let key = exp.unwrap_or_else(|| app.project.dir.clone());
             if !seen.contains(&key) {
                 changed |= app.project.refresh_path(&key);
@@ -77,7 +84,10 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
     let watcher = match watch(&app.project.dir) {
         Ok(w) => Some(w),
         Err(e) => {
-            app.message = Some(format!("file watching unavailable ({e}); polling every {} s", POLL.as_secs()));
+            app.message = Some(format!(
+                "file watching unavailable ({e}); polling every {} s",
+                POLL.as_secs()
+            ));
             None
         }
     };
@@ -90,7 +100,11 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
         if last_poll.elapsed() >= POLL {
             app.dirty |= app.project.refresh();
             // ETAs count down while something runs.
-            app.dirty |= app.project.experiments.iter().any(|e| e.state == crate::experiments::state::RunState::Running);
+            app.dirty |= app
+                .project
+                .experiments
+                .iter()
+                .any(|e| e.state == crate::experiments::state::RunState::Running);
             last_poll = Instant::now();
         }
         app.collect_background();

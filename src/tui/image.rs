@@ -64,7 +64,11 @@ pub fn protocol_from_env(var: impl Fn(&str) -> Option<String>) -> ProtocolType {
     if var("TMUX").is_some() || term.starts_with("screen") || term.starts_with("tmux") {
         return ProtocolType::Halfblocks;
     }
-    if var("KITTY_WINDOW_ID").is_some() || term == "xterm-kitty" || term == "xterm-ghostty" || program == "ghostty" {
+    if var("KITTY_WINDOW_ID").is_some()
+        || term == "xterm-kitty"
+        || term == "xterm-ghostty"
+        || program == "ghostty"
+    {
         return ProtocolType::Kitty;
     }
     if program == "iTerm.app" || program == "WezTerm" || var("WEZTERM_EXECUTABLE").is_some() {
@@ -119,7 +123,10 @@ pub struct ImageCache {
 
 impl std::fmt::Debug for ImageCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageCache").field("ready", &self.ready.len()).field("pending", &self.pending.len()).finish()
+        f.debug_struct("ImageCache")
+            .field("ready", &self.ready.len())
+            .field("pending", &self.pending.len())
+            .finish()
     }
 }
 
@@ -191,7 +198,8 @@ impl ImageCache {
             return;
         }
         let Some(picker) = &self.picker else {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             f.render_widget(Paragraph::new(format!("[{name}]")).style(dim), area);
             return;
         };
@@ -237,11 +245,20 @@ mod tests {
     fn auto_protocol_follows_the_environment() {
         assert_eq!(pick(&[("TERM", "xterm-256color")]), ProtocolType::Halfblocks);
         assert_eq!(pick(&[("TERM", "xterm-kitty")]), ProtocolType::Kitty);
-        assert_eq!(pick(&[("TERM", "xterm-256color"), ("TERM_PROGRAM", "WezTerm")]), ProtocolType::Iterm2);
+        assert_eq!(
+            pick(&[("TERM", "xterm-256color"), ("TERM_PROGRAM", "WezTerm")]),
+            ProtocolType::Iterm2
+        );
         assert_eq!(pick(&[("TERM", "foot")]), ProtocolType::Sixel);
         // Multiplexers get halfblocks even in a graphics-capable outer terminal.
-        assert_eq!(pick(&[("TERM", "tmux-256color"), ("KITTY_WINDOW_ID", "1")]), ProtocolType::Halfblocks);
-        assert_eq!(pick(&[("TERM", "xterm-kitty"), ("TMUX", "/tmp/tmux-0/default,1,0")]), ProtocolType::Halfblocks);
+        assert_eq!(
+            pick(&[("TERM", "tmux-256color"), ("KITTY_WINDOW_ID", "1")]),
+            ProtocolType::Halfblocks
+        );
+        assert_eq!(
+            pick(&[("TERM", "xterm-kitty"), ("TMUX", "/tmp/tmux-0/default,1,0")]),
+            ProtocolType::Halfblocks
+        );
         assert_eq!(pick(&[]), ProtocolType::Halfblocks);
     }
 

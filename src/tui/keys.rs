@@ -112,7 +112,9 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
         Mode::Confirm => {
             return match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Yes),
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => Some(Action::No),
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    Some(Action::No)
+                }
                 _ => None,
             };
         }
@@ -181,8 +183,12 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
             _ => None,
         },
         View::Gallery => match key.code {
-            KeyCode::Char('h') | KeyCode::Left | KeyCode::Char('{') | KeyCode::Char('p') => Some(Action::SamplePrev),
-            KeyCode::Char('l') | KeyCode::Right | KeyCode::Char('}') | KeyCode::Char('n') => Some(Action::SampleNext),
+            KeyCode::Char('h') | KeyCode::Left | KeyCode::Char('{') | KeyCode::Char('p') => {
+                Some(Action::SamplePrev)
+            }
+            KeyCode::Char('l') | KeyCode::Right | KeyCode::Char('}') | KeyCode::Char('n') => {
+                Some(Action::SampleNext)
+            }
             KeyCode::Char('[') => Some(Action::EpochPrev),
             KeyCode::Char(']') => Some(Action::EpochNext),
             KeyCode::Char('$') | KeyCode::End => Some(Action::EpochLatest),
@@ -234,5 +240,12 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("j k", "other experiment"),
         ],
     ),
-    ("Gallery", &[("h l  n p", "sample"), ("[ ]  $", "epoch (default latest)"), ("j k", "scroll experiments")]),
+    (
+        "Gallery",
+        &[
+            ("h l  n p", "sample"),
+            ("[ ]  $", "epoch (default latest)"),
+            ("j k", "scroll experiments"),
+        ],
+    ),
 ];

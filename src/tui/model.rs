@@ -5,10 +5,12 @@
 //! Epoch numbers shown to the user are 1-based counts ("epoch 3" = the third epoch, whose
 //! metrics records carry `"epoch": 2` and whose images live in `recon/epoch-002/`).
 
-use crate::experiments::config::{ExperimentConfig, CONFIG_FILE};
-use crate::experiments::state::{read_status, files, MetricRecord, RunPaths, RunState, RunStatus, Split};
-use crate::tui::chart::{Ema, MinMaxPyramid};
+use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
 use crate::experiments::metrics::{MetricsTail, TailUpdate};
+use crate::experiments::state::{
+    MetricRecord, RunPaths, RunState, RunStatus, Split, files, read_status,
+};
+use crate::tui::chart::{Ema, MinMaxPyramid};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -26,7 +28,10 @@ pub struct Probe {
 impl Probe {
     /// The real clock and `/proc`.
     pub fn system() -> Self {
-        Self { now_ms: crate::experiments::process::now_ms, pid_alive: crate::experiments::process::pid_matches }
+        Self {
+            now_ms: crate::experiments::process::now_ms,
+            pid_alive: crate::experiments::process::pid_matches,
+        }
     }
 }
 
@@ -243,7 +248,13 @@ impl Experiment {
         match r.split {
             Split::Train => {
                 if let Some(loss) = r.loss {
-                    self.train.push(TrainPoint { step: r.step, epoch: r.epoch, t: r.t, loss, lr: r.lr });
+                    self.train.push(TrainPoint {
+                        step: r.step,
+                        epoch: r.epoch,
+                        t: r.t,
+                        loss,
+                        lr: r.lr,
+                    });
                     self.smoothed.push(self.ema.push(loss));
                     self.loss_values.push(loss);
                     self.lr_values.push(r.lr.unwrap_or(f64::NAN));
@@ -380,7 +391,9 @@ impl Experiment {
             }
         }
         for v in out.values_mut() {
-            v.sort_by_key(|(k, _)| RECON_KINDS.iter().position(|x| x == k).unwrap_or(RECON_KINDS.len()));
+            v.sort_by_key(|(k, _)| {
+                RECON_KINDS.iter().position(|x| x == k).unwrap_or(RECON_KINDS.len())
+            });
         }
         out
     }
@@ -442,7 +455,9 @@ impl Votes {
         let id = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => Some(s.clone()),
             serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Object(o) => o.get("id").or(o.get("winner")).map(|x| x.to_string().trim_matches('"').to_string()),
+            serde_json::Value::Object(o) => {
+                o.get("id").or(o.get("winner")).map(|x| x.to_string().trim_matches('"').to_string())
+            }
             _ => None,
         };
         let mut winners = HashMap::new();
@@ -489,7 +504,13 @@ pub const DEFAULT_SMOOTHING: f64 = 0.6;
 impl Project {
     /// Scan `dir` and read every experiment.
     pub fn open(dir: impl Into<PathBuf>, probe: Probe) -> Self {
-        let mut p = Self { dir: dir.into(), experiments: Vec::new(), votes: None, smoothing: DEFAULT_SMOOTHING, probe };
+        let mut p = Self {
+            dir: dir.into(),
+            experiments: Vec::new(),
+            votes: None,
+            smoothing: DEFAULT_SMOOTHING,
+            probe,
+        };
         p.refresh();
         p
     }
@@ -533,13 +554,17 @@ impl Project {
         let mut dirs: Vec<PathBuf> =
             entries.flatten().map(|e| e.path()).filter(|p| p.join(CONFIG_FILE).is_file()).collect();
         dirs.sort_by(|a, b| id_order(&file_name(a), &file_name(b)));
-        let same = dirs.len() == self.experiments.len() && dirs.iter().zip(&self.experiments).all(|(d, e)| *d == e.dir);
+        let same = dirs.len() == self.experiments.len()
+            && dirs.iter().zip(&self.experiments).all(|(d, e)| *d == e.dir);
         if same {
             return false;
         }
-        let mut old: HashMap<PathBuf, Experiment> = self.experiments.drain(..).map(|e| (e.dir.clone(), e)).collect();
-        self.experiments =
-            dirs.into_iter().map(|d| old.remove(&d).unwrap_or_else(|| Experiment::new(d, self.smoothing))).collect();
+        let mut old: HashMap<PathBuf, Experiment> =
+            self.experiments.drain(..).map(|e| (e.dir.clone(), e)).collect();
+        self.experiments = dirs
+            .into_iter()
+            .map(|d| old.remove(&d).unwrap_or_else(|| Experiment::new(d, self.smoothing)))
+            .collect();
         true
     }
 

@@ -1,7 +1,9 @@
 //! Terminal setup and guaranteed restore: on quit (guard drop), on panic (hook), and on
 //! SIGTERM / SIGHUP / SIGINT (flags the event loop checks, so it unwinds through the guard).
 
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -64,7 +66,9 @@ fn install_panic_hook() {
 /// Set when SIGTERM, SIGHUP or SIGINT arrives; the event loop exits when it sees it.
 pub fn termination_flag() -> std::io::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP, signal_hook::consts::SIGINT] {
+    for sig in
+        [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP, signal_hook::consts::SIGINT]
+    {
         signal_hook::flag::register(sig, Arc::clone(&flag))?;
     }
     Ok(flag)
@@ -81,5 +85,7 @@ pub fn terminated(flag: &AtomicBool) -> bool {
 pub fn terminal_gone() -> bool {
     // SAFETY: tcgetattr only writes the termios struct we own.
     let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    [libc::STDIN_FILENO, libc::STDOUT_FILENO].into_iter().any(|fd| unsafe { libc::tcgetattr(fd, &mut termios) != 0 })
+    [libc::STDIN_FILENO, libc::STDOUT_FILENO]
+        .into_iter()
+        .any(|fd| unsafe { libc::tcgetattr(fd, &mut termios) != 0 })
 }

@@ -37,7 +37,16 @@ impl Project {
         let out = Command::new(BIN)
             .args(["demo", "--out"])
             .arg(&data)
-            .args(["--images", &N_IMAGES.to_string(), "--test-images", "0", "--size", "32", "--seed", "5"])
+            .args([
+                "--images",
+                &N_IMAGES.to_string(),
+                "--test-images",
+                "0",
+                "--size",
+                "32",
+                "--seed",
+                "5",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
@@ -87,7 +96,12 @@ impl Project {
 
     /// Run the binary with `args` plus `--dir <project>/experiments`.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).arg("--dir").arg(self.root.join("experiments")).output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .arg("--dir")
+            .arg(self.root.join("experiments"))
+            .output()
+            .unwrap()
     }
 }
 
@@ -110,7 +124,8 @@ impl Session {
     /// Start `brainscope` (the console) in `cwd`.
     pub fn open(cwd: &Path) -> Self {
         let pty = native_pty_system();
-        let pair = pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let pair =
+            pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(BIN);
         cmd.args(["--image-protocol", "halfblocks"]);
         cmd.cwd(cwd);
@@ -151,13 +166,23 @@ impl Session {
 
     /// Poll the screen until `cond` returns `Some`; fail after [`WAIT`] showing the screen and
     /// `log()`.
-    pub fn wait_until<T>(&self, what: &str, log: &dyn Fn() -> String, mut cond: impl FnMut(&Self) -> Option<T>) -> T {
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        log: &dyn Fn() -> String,
+        mut cond: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = cond(self) {
                 return v;
             }
-            assert!(start.elapsed() < WAIT, "waiting for {what}; screen:\n{}\nlog:\n{}", self.contents(), log());
+            assert!(
+                start.elapsed() < WAIT,
+                "waiting for {what}; screen:\n{}\nlog:\n{}",
+                self.contents(),
+                log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

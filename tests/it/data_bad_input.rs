@@ -59,10 +59,7 @@ fn missing_root_and_subject() {
 fn missing_folders_and_files() {
     let (_t, root, subj) = good_copy();
     fs::remove_file(subj.join(RH)).unwrap();
-    assert_mentions(
-        &open_err(&root),
-        &["rh_training_fmri.npy", "not found", "fix:"],
-    );
+    assert_mentions(&open_err(&root), &["rh_training_fmri.npy", "not found", "fix:"]);
 
     let (_t, root, subj) = good_copy();
     fs::remove_dir_all(subj.join("training_split/training_images")).unwrap();
@@ -71,34 +68,16 @@ fn missing_folders_and_files() {
     let (_t, root, subj) = good_copy();
     fs::remove_dir_all(subj.join("roi_masks")).unwrap();
     let s = Subject::open(&root, "subj01").unwrap(); // the fMRI alone is usable
-    assert_mentions(
-        &s.roi_atlas().unwrap_err().to_string(),
-        &["roi_masks", "not found"],
-    );
+    assert_mentions(&s.roi_atlas().unwrap_err().to_string(), &["roi_masks", "not found"]);
 
     let (_t, root, subj) = good_copy();
     fs::remove_file(subj.join("roi_masks/rh.floc-faces_challenge_space.npy")).unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
-    assert_mentions(
-        &e,
-        &[
-            "rh.floc-faces_challenge_space.npy",
-            "floc-faces",
-            "roi_masks",
-        ],
-    );
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
+    assert_mentions(&e, &["rh.floc-faces_challenge_space.npy", "floc-faces", "roi_masks"]);
 
     let (_t, root, subj) = good_copy();
     fs::remove_file(subj.join("roi_masks/mapping_streams.npy")).unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
     assert_mentions(&e, &["mapping_streams.npy", "not found"]);
 
     let (_t, root, subj) = good_copy();
@@ -110,35 +89,21 @@ fn missing_folders_and_files() {
 fn wrong_dtype_and_rank() {
     let (_t, root, subj) = good_copy();
     npy::write_i32(&subj.join(LH), &[6, 10], &[1; 60]).unwrap();
-    assert_mentions(
-        &open_err(&root),
-        &["lh_training_fmri.npy", "<i4", "float32", "astype"],
-    );
+    assert_mentions(&open_err(&root), &["lh_training_fmri.npy", "<i4", "float32", "astype"]);
 
     let (_t, root, subj) = good_copy();
     npy::write_f32(&subj.join(RH), &[72], &[0.0; 72]).unwrap();
     assert_mentions(&open_err(&root), &["rh_training_fmri.npy", "[72]", "2-D"]);
 
     let (_t, root, subj) = good_copy();
-    npy::write_f32(
-        &subj.join("roi_masks/lh.streams_challenge_space.npy"),
-        &[10],
-        &[0.5; 10],
-    )
-    .unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
+    npy::write_f32(&subj.join("roi_masks/lh.streams_challenge_space.npy"), &[10], &[0.5; 10])
+        .unwrap();
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
     assert_mentions(&e, &["lh.streams_challenge_space.npy", "non-integer"]);
 
     let (_t, root, subj) = good_copy();
     fs::write(subj.join(LH), b"not an npy file at all").unwrap();
-    assert_mentions(
-        &open_err(&root),
-        &["lh_training_fmri.npy", "magic", "numpy.save"],
-    );
+    assert_mentions(&open_err(&root), &["lh_training_fmri.npy", "magic", "numpy.save"]);
 
     let (_t, root, subj) = good_copy();
     let bytes = fs::read(subj.join(LH)).unwrap();
@@ -152,12 +117,7 @@ fn hemisphere_row_mismatch() {
     npy::write_f32(&subj.join(RH), &[5, 12], &[0.0; 60]).unwrap();
     assert_mentions(
         &open_err(&root),
-        &[
-            "lh_training_fmri.npy",
-            "rh_training_fmri.npy",
-            "6 rows",
-            "5",
-        ],
+        &["lh_training_fmri.npy", "rh_training_fmri.npy", "6 rows", "5"],
     );
 }
 
@@ -167,34 +127,16 @@ fn image_count_and_names() {
     let imgs = subj.join("training_split/training_images");
     fs::remove_file(imgs.join("train-0006_nsd-00198.png")).unwrap();
     let e = open_err(&root);
-    assert_mentions(
-        &e,
-        &[
-            "training_images",
-            "5 images",
-            "lh_training_fmri.npy",
-            "6 rows",
-        ],
-    );
+    assert_mentions(&e, &["training_images", "5 images", "lh_training_fmri.npy", "6 rows"]);
     // `inspect` reports it and still opens the subject.
     let (s, problems) = Subject::inspect(&root, "subj01").unwrap();
     assert_eq!(s.n_train(), 6);
-    assert!(matches!(
-        problems[0],
-        DataError::ImageCount {
-            images: 5,
-            rows: 6,
-            ..
-        }
-    ));
+    assert!(matches!(problems[0], DataError::ImageCount { images: 5, rows: 6, .. }));
 
     let (_t, root, subj) = good_copy();
     let imgs = subj.join("training_split/training_images");
     fs::remove_file(imgs.join("train-0003_nsd-00087.png")).unwrap();
-    assert_mentions(
-        &open_err(&root),
-        &["training_images", "image number 3 is missing"],
-    );
+    assert_mentions(&open_err(&root), &["training_images", "image number 3 is missing"]);
 
     let (_t, root, subj) = good_copy();
     let imgs = subj.join("training_split/training_images");
@@ -204,26 +146,15 @@ fn image_count_and_names() {
     let (_t, root, subj) = good_copy();
     let imgs = subj.join("training_split/training_images");
     fs::copy(imgs.join("train-0001_nsd-00013.png"), imgs.join("cat.png")).unwrap();
-    assert_mentions(
-        &open_err(&root),
-        &["training_images", "cat.png", "neither naming"],
-    );
+    assert_mentions(&open_err(&root), &["training_images", "cat.png", "neither naming"]);
 }
 
 #[test]
 fn mask_length_mismatch() {
     let (_t, root, subj) = good_copy();
-    npy::write_i32(
-        &subj.join("roi_masks/rh.prf-visualrois_challenge_space.npy"),
-        &[11],
-        &[0; 11],
-    )
-    .unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
+    npy::write_i32(&subj.join("roi_masks/rh.prf-visualrois_challenge_space.npy"), &[11], &[0; 11])
+        .unwrap();
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
     assert_mentions(
         &e,
         &[
@@ -241,11 +172,7 @@ fn unreadable_and_non_dict_mapping() {
     let m = subj.join("roi_masks/mapping_floc-faces.npy");
     let bytes = fs::read(&m).unwrap();
     fs::write(&m, &bytes[..bytes.len() - 30]).unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
     assert_mentions(&e, &["mapping_floc-faces.npy", "pickle", "np.save"]);
 
     let (_t, root, subj) = good_copy();
@@ -253,15 +180,8 @@ fn unreadable_and_non_dict_mapping() {
     let list =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy/arrays/mapping_list.npy");
     fs::copy(list, &m).unwrap();
-    let e = Subject::open(&root, "subj01")
-        .unwrap()
-        .roi_atlas()
-        .unwrap_err()
-        .to_string();
-    assert_mentions(
-        &e,
-        &["mapping_floc-faces.npy", "expected a dict", "np.save"],
-    );
+    let e = Subject::open(&root, "subj01").unwrap().roi_atlas().unwrap_err().to_string();
+    assert_mentions(&e, &["mapping_floc-faces.npy", "expected a dict", "np.save"]);
 
     let (_t, _root, subj) = good_copy();
     let m = subj.join("roi_masks/mapping_streams.npy");
@@ -292,24 +212,14 @@ fn unknown_roi_and_empty_union() {
 fn mask_from_another_subject_and_rows_out_of_range() {
     let (_t, root, _) = good_copy();
     let s = Subject::open(&root, "subj01").unwrap();
-    let e = s
-        .load_fmri(&VoxelMask::all(11, 12, MaskMode::Zero), &[0])
-        .unwrap_err()
-        .to_string();
+    let e = s.load_fmri(&VoxelMask::all(11, 12, MaskMode::Zero), &[0]).unwrap_err().to_string();
     assert_mentions(&e, &["11+12", "10+12", "roi_atlas"]);
-    let e = s
-        .load_fmri(&VoxelMask::all(10, 12, MaskMode::Zero), &[0, 6])
-        .unwrap_err()
-        .to_string();
+    let e = s.load_fmri(&VoxelMask::all(10, 12, MaskMode::Zero), &[0, 6]).unwrap_err().to_string();
     assert_mentions(&e, &["row 6", "lh_training_fmri.npy", "6 rows"]);
     let course = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy/course");
     let c = Subject::open(&course, "subj01").unwrap();
     let e = c
-        .load_test_fmri(
-            &VoxelMask::all(10, 12, MaskMode::Zero),
-            &[0],
-            &mut |_, _| {},
-        )
+        .load_test_fmri(&VoxelMask::all(10, 12, MaskMode::Zero), &[0], &mut |_, _| {})
         .unwrap_err()
         .to_string();
     assert_mentions(&e, &["lh_test_fmri.npy", "training split"]);
@@ -319,15 +229,9 @@ fn mask_from_another_subject_and_rows_out_of_range() {
 fn failed_writes_leave_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no/such/dir/mapping_x.npy");
-    let e = write_mapping(&missing, &Default::default())
-        .unwrap_err()
-        .to_string();
+    let e = write_mapping(&missing, &Default::default()).unwrap_err().to_string();
     assert_mentions(&e, &["mapping_x.npy", "write"]);
     let p = tmp.path().join("a.npy");
     assert!(npy::write_f32(&p, &[2, 2], &[1.0; 3]).is_err());
-    assert_eq!(
-        fs::read_dir(tmp.path()).unwrap().count(),
-        0,
-        "nothing written on failure"
-    );
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing written on failure");
 }

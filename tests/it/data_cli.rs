@@ -7,9 +7,7 @@ use std::path::Path;
 use assert_cmd::Command;
 
 fn fixture(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/numpy")
-        .join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy").join(p)
 }
 
 #[test]
@@ -20,11 +18,7 @@ fn info_on_a_clean_dataset() {
         .arg(fixture("challenge"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "N = 6",
@@ -59,11 +53,7 @@ fn info_reports_every_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let src = fixture("course/subj01");
-    for sub in [
-        "training_split/training_fmri",
-        "training_split/training_images",
-        "roi_masks",
-    ] {
+    for sub in ["training_split/training_fmri", "training_split/training_images", "roi_masks"] {
         fs::create_dir_all(root.join("subj01").join(sub)).unwrap();
         for e in fs::read_dir(src.join(sub)).unwrap() {
             let e = e.unwrap();
@@ -71,11 +61,7 @@ fn info_reports_every_problem() {
         }
     }
     fs::remove_file(root.join("subj01/training_split/training_images/4.png")).unwrap();
-    fs::write(
-        root.join("subj01/roi_masks/mapping_streams.npy"),
-        b"\x93NUMPY garbage",
-    )
-    .unwrap();
+    fs::write(root.join("subj01/roi_masks/mapping_streams.npy"), b"\x93NUMPY garbage").unwrap();
     let out = Command::cargo_bin("brainscope")
         .unwrap()
         .args(["data", "info", "--json"])
@@ -84,12 +70,8 @@ fn info_reports_every_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let problems: Vec<String> = v["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect();
+    let problems: Vec<String> =
+        v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(
         problems[0].contains("training_images") && problems[0].contains("4 images"),

@@ -11,9 +11,7 @@ use brainscope::data::npy::{Dtype, NpyMatrix, read_int_vector};
 use brainscope::data::roi::{MaskMode, RoiSet, VoxelMask};
 
 fn fixture(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/numpy")
-        .join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy").join(p)
 }
 
 /// The formula the fixture script used (see its docstring).
@@ -74,14 +72,11 @@ fn course_naming_f64_converted() {
     assert_eq!(s.train_fmri().rh.dtype(), Dtype::F64);
     assert!(s.test().is_none());
     assert!(s.train_images()[4].ends_with("4.png"));
-    let x = s
-        .load_fmri(&VoxelMask::all(10, 12, MaskMode::Zero), &[4])
-        .unwrap();
+    let x = s.load_fmri(&VoxelMask::all(10, 12, MaskMode::Zero), &[4]).unwrap();
     assert_eq!(x[[0, 9]], lh_value(4, 9, 0.0));
     assert_eq!(x[[0, 21]], rh_value(4, 11, 0.0));
     let mut buf = vec![0.0; 2 * 22];
-    s.fmri_rows_into(&VoxelMask::all(10, 12, MaskMode::Zero), &[1, 2], &mut buf)
-        .unwrap();
+    s.fmri_rows_into(&VoxelMask::all(10, 12, MaskMode::Zero), &[1, 2], &mut buf).unwrap();
     assert_eq!(buf[22], lh_value(2, 0, 0.0));
 }
 
@@ -92,21 +87,11 @@ fn atlas_from_numpy_pickles_both_versions() {
         let atlas = s.roi_atlas().unwrap();
         let classes: Vec<&str> = atlas.classes.iter().map(|c| c.name.as_str()).collect();
         // Challenge order; the fsaverage-space file is not a class.
-        assert_eq!(
-            classes,
-            ["prf-visualrois", "floc-faces", "streams"],
-            "{sub}"
-        );
+        assert_eq!(classes, ["prf-visualrois", "floc-faces", "streams"], "{sub}");
         assert_eq!(atlas.classes[0].mapping[&0], "Unknown");
         assert_eq!(atlas.classes[0].mapping[&7], "hV4");
         let counts = atlas.roi_counts();
-        let get = |n: &str| {
-            counts
-                .iter()
-                .find(|c| c.name == n)
-                .map(|c| (c.lh, c.rh))
-                .unwrap()
-        };
+        let get = |n: &str| counts.iter().find(|c| c.name == n).map(|c| (c.lh, c.rh)).unwrap();
         assert_eq!(get("V1v"), (2, 1));
         assert_eq!(get("V2d"), (0, 1));
         assert_eq!(get("FFA-1"), (1, 2));
@@ -145,9 +130,7 @@ fn roi_sets_on_real_masks() {
     let s3 = VoxelMask::build(&atlas, &RoiSet::Set3, MaskMode::Select).unwrap();
     assert_eq!(s3.selected(), (7, 10));
     // set1 needs PPA (floc-places), which these masks lack: named in the error.
-    let err = VoxelMask::build(&atlas, &RoiSet::Set1, MaskMode::Zero)
-        .unwrap_err()
-        .to_string();
+    let err = VoxelMask::build(&atlas, &RoiSet::Set1, MaskMode::Zero).unwrap_err().to_string();
     assert!(err.contains("PPA") && err.contains("V1v"), "{err}");
 }
 
@@ -156,8 +139,7 @@ fn float_dtypes_convert_identically() {
     let read = |name: &str| {
         let m = NpyMatrix::open(&fixture("arrays").join(name), "test").unwrap();
         let mut rows = Vec::new();
-        m.for_rows(&[0, 1], |_, r| rows.extend_from_slice(r))
-            .unwrap();
+        m.for_rows(&[0, 1], |_, r| rows.extend_from_slice(r)).unwrap();
         (m.dtype(), rows)
     };
     let want = vec![0.25, -1.5, 3.0, 1024.0, -0.125, 7.75];
@@ -169,20 +151,12 @@ fn float_dtypes_convert_identically() {
 #[test]
 fn bad_arrays_name_the_file_and_the_problem() {
     let err = |name: &str| {
-        NpyMatrix::open(&fixture("arrays").join(name), "test")
-            .unwrap_err()
-            .to_string()
+        NpyMatrix::open(&fixture("arrays").join(name), "test").unwrap_err().to_string()
     };
     let e = err("m_i64.npy");
-    assert!(
-        e.contains("m_i64.npy") && e.contains("<i8") && e.contains("float32"),
-        "{e}"
-    );
+    assert!(e.contains("m_i64.npy") && e.contains("<i8") && e.contains("float32"), "{e}");
     let e = err("m_3d.npy");
-    assert!(
-        e.contains("m_3d.npy") && e.contains("[2, 3, 1]") && e.contains("2-D"),
-        "{e}"
-    );
+    assert!(e.contains("m_3d.npy") && e.contains("[2, 3, 1]") && e.contains("2-D"), "{e}");
     let e = err("m_fortran.npy");
     assert!(
         e.contains("m_fortran.npy") && e.contains("Fortran") && e.contains("ascontiguousarray"),
@@ -200,32 +174,22 @@ fn masks_of_other_dtypes() {
             vec![0, 1, 2, 0]
         );
     }
-    let e = read_int_vector(&fixture("arrays").join("m_f32.npy"), "mask")
-        .unwrap_err()
-        .to_string();
+    let e = read_int_vector(&fixture("arrays").join("m_f32.npy"), "mask").unwrap_err().to_string();
     assert!(e.contains("m_f32.npy") && e.contains("1-D"), "{e}");
 }
 
 #[test]
 fn mapping_variants() {
     let m = read_mapping(&fixture("arrays/mapping_numpy_scalars.npy")).unwrap();
-    assert_eq!(
-        m,
-        BTreeMap::from([(1, "V1v".to_string()), (2, "V1d".to_string())])
-    );
+    assert_eq!(m, BTreeMap::from([(1, "V1v".to_string()), (2, "V1d".to_string())]));
     for (name, says) in [
         ("mapping_str_keys.npy", "key a str"),
         ("mapping_list.npy", "shape (2)"),
         ("mapping_two_dicts.npy", "shape (2)"),
         ("m_f32.npy", "numeric array"),
     ] {
-        let e = read_mapping(&fixture("arrays").join(name))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(name) && e.contains(says) && e.contains("np.save"),
-            "{name}: {e}"
-        );
+        let e = read_mapping(&fixture("arrays").join(name)).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(says) && e.contains("np.save"), "{name}: {e}");
     }
 }
 

@@ -50,8 +50,5 @@ fn deterministic_sorted_partition() {
         assert_eq!(all, (0..n).collect::<Vec<_>>());
         assert_eq!(a.val.len(), ((n as f64) * 0.3).round() as usize);
     }
-    assert_ne!(
-        train_val_split(100, 1, 0.3).val,
-        train_val_split(100, 2, 0.3).val
-    );
+    assert_ne!(train_val_split(100, 1, 0.3).val, train_val_split(100, 2, 0.3).val);
 }

@@ -40,10 +40,7 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                files.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                );
+                files.insert(p.strip_prefix(root).unwrap().to_path_buf(), fs::read(&p).unwrap());
             }
         }
     }
@@ -59,29 +56,15 @@ fn demo_round_trips_through_the_algonauts_reader() {
     assert_eq!(summary.path, out);
 
     let subject = Subject::open(&out, "subj01").unwrap();
-    assert_eq!(
-        (
-            subject.n_train(),
-            subject.lh_vertices(),
-            subject.rh_vertices()
-        ),
-        (60, 300, 330)
-    );
+    assert_eq!((subject.n_train(), subject.lh_vertices(), subject.rh_vertices()), (60, 300, 330));
     assert_eq!(subject.train_images().len(), 60);
-    let first = subject.train_images()[0]
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let first = subject.train_images()[0].file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(first, "train-0001_nsd-00001.png");
     let img = image::open(&subject.train_images()[59]).unwrap();
     assert_eq!((img.width(), img.height()), (24, 24));
     let test = subject.test().expect("test split");
     assert_eq!(test.images.len(), 10);
-    assert_eq!(
-        test.images[0].file_name().unwrap().to_string_lossy(),
-        "test-0001_nsd-00061.png"
-    );
+    assert_eq!(test.images[0].file_name().unwrap().to_string_lossy(), "test-0001_nsd-00061.png");
 
     // ROI atlas: every class, names from the pickled mappings, counts as in the summary.
     let atlas = subject.roi_atlas().unwrap();
@@ -93,37 +76,25 @@ fn demo_round_trips_through_the_algonauts_reader() {
     }
     let counts = atlas.roi_counts();
     for r in &summary.rois {
-        let c = counts
-            .iter()
-            .find(|c| c.class == r.class && c.name == r.name)
-            .expect("ROI in atlas");
+        let c =
+            counts.iter().find(|c| c.class == r.class && c.name == r.name).expect("ROI in atlas");
         assert_eq!((c.lh, c.rh), (r.lh, r.rh), "{} {}", r.class, r.name);
         assert!(r.lh > 0 && r.rh > 0, "{} {} empty", r.class, r.name);
     }
 
     // Values: every vertex is z-scored over training + test rows together.
     let mask = VoxelMask::all(300, 330, MaskMode::Zero);
-    let train = subject
-        .load_fmri(&mask, &(0..60).collect::<Vec<_>>())
-        .unwrap();
-    let test_fmri = subject
-        .load_test_fmri(&mask, &(0..10).collect::<Vec<_>>(), &mut |_, _| {})
-        .unwrap();
+    let train = subject.load_fmri(&mask, &(0..60).collect::<Vec<_>>()).unwrap();
+    let test_fmri =
+        subject.load_test_fmri(&mask, &(0..10).collect::<Vec<_>>(), &mut |_, _| {}).unwrap();
     assert_eq!(train.dim(), (60, 630));
     assert_eq!(test_fmri.dim(), (10, 630));
     for v in 0..630 {
-        let col: Vec<f64> = train
-            .column(v)
-            .iter()
-            .chain(test_fmri.column(v).iter())
-            .map(|&x| x as f64)
-            .collect();
+        let col: Vec<f64> =
+            train.column(v).iter().chain(test_fmri.column(v).iter()).map(|&x| x as f64).collect();
         let mean = col.iter().sum::<f64>() / 70.0;
         let sd = (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 70.0).sqrt();
-        assert!(
-            mean.abs() < 1e-4 && (sd - 1.0).abs() < 1e-3,
-            "vertex {v}: mean {mean}, sd {sd}"
-        );
+        assert!(mean.abs() < 1e-4 && (sd - 1.0).abs() < 1e-3, "vertex {v}: mean {mean}, sd {sd}");
     }
 
     // The labels file lists every image with its category, in row order.
@@ -139,22 +110,13 @@ fn demo_round_trips_through_the_algonauts_reader() {
 fn face_and_place_rois_prefer_their_category() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let config = DemoConfig {
-        train_images: 200,
-        test_images: 0,
-        ..small(9)
-    };
+    let config = DemoConfig { train_images: 200, test_images: 0, ..small(9) };
     make(&config, &out);
     let subject = Subject::open(&out, "subj01").unwrap();
-    assert!(
-        subject.test().is_none(),
-        "--test-images 0 writes no test split"
-    );
+    assert!(subject.test().is_none(), "--test-images 0 writes no test split");
     let atlas = subject.roi_atlas().unwrap();
     let mask = VoxelMask::all(300, 330, MaskMode::Zero);
-    let fmri = subject
-        .load_fmri(&mask, &(0..200).collect::<Vec<_>>())
-        .unwrap();
+    let fmri = subject.load_fmri(&mask, &(0..200).collect::<Vec<_>>()).unwrap();
     let categories: Vec<String> = fs::read_to_string(out.join(LABELS_FILE))
         .unwrap()
         .lines()
@@ -182,31 +144,20 @@ fn face_and_place_rois_prefer_their_category() {
     let v1_faces = contrast("prf-visualrois", 1, "faces");
     assert!(ffa > 0.5, "FFA-1 face contrast {ffa}");
     assert!(ppa > 0.5, "PPA place contrast {ppa}");
-    assert!(
-        v1_faces.abs() < ffa,
-        "V1v is as face-selective as FFA-1: {v1_faces} vs {ffa}"
-    );
+    assert!(v1_faces.abs() < ffa, "V1v is as face-selective as FFA-1: {v1_faces} vs {ffa}");
 }
 
 #[test]
 fn same_seed_gives_identical_bytes_and_another_seed_differs() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        dir.path().join("a"),
-        dir.path().join("b"),
-        dir.path().join("c"),
-    );
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     make(&small(3), &a);
     make(&small(3), &b);
     make(&small(4), &c);
     let (ta, tb, tc) = (tree(&a), tree(&b), tree(&c));
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     for (path, bytes) in &ta {
-        assert!(
-            bytes == &tb[path],
-            "{} differs between two runs with seed 3",
-            path.display()
-        );
+        assert!(bytes == &tb[path], "{} differs between two runs with seed 3", path.display());
     }
     for f in [
         "subj01/training_split/training_fmri/lh_training_fmri.npy",
@@ -229,34 +180,10 @@ fn bad_settings_and_foreign_folders_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     for (bad, flag) in [
-        (
-            DemoConfig {
-                image_size: 8,
-                ..small(1)
-            },
-            "--size",
-        ),
-        (
-            DemoConfig {
-                train_images: 0,
-                ..small(1)
-            },
-            "--images",
-        ),
-        (
-            DemoConfig {
-                lh_vertices: 10,
-                ..small(1)
-            },
-            "--lh",
-        ),
-        (
-            DemoConfig {
-                snr: 0.0,
-                ..small(1)
-            },
-            "--snr",
-        ),
+        (DemoConfig { image_size: 8, ..small(1) }, "--size"),
+        (DemoConfig { train_images: 0, ..small(1) }, "--images"),
+        (DemoConfig { lh_vertices: 10, ..small(1) }, "--lh"),
+        (DemoConfig { snr: 0.0, ..small(1) }, "--snr"),
     ] {
         let err = generate_with_progress(&bad, &out, &ProgressBar::hidden()).unwrap_err();
         assert!(
@@ -265,11 +192,7 @@ fn bad_settings_and_foreign_folders_write_nothing() {
         );
         assert!(!out.exists(), "{flag}: something was written");
     }
-    assert_eq!(
-        fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no staging folder left behind"
-    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "no staging folder left behind");
 
     // A folder with other content is never touched, not even by ensure_demo or --force.
     let foreign = dir.path().join("mine");
@@ -283,10 +206,7 @@ fn bad_settings_and_foreign_folders_write_nothing() {
         assert!(matches!(err, DemoError::NotADemo { .. }), "{err}");
         assert!(err.to_string().contains("not a brainscope demo"), "{err}");
     }
-    assert_eq!(
-        fs::read_to_string(foreign.join("notes.txt")).unwrap(),
-        "keep me"
-    );
+    assert_eq!(fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep me");
     assert_eq!(fs::read_dir(&foreign).unwrap().count(), 1);
 }
 
@@ -296,10 +216,7 @@ fn existing_demo_is_kept_replaced_only_with_force() {
     let out = dir.path().join("demo");
     assert_eq!(prepare(&small(1), &out, false).unwrap(), Plan::Generate);
     make(&small(1), &out);
-    assert!(matches!(
-        prepare(&small(1), &out, false).unwrap(),
-        Plan::UpToDate(_)
-    ));
+    assert!(matches!(prepare(&small(1), &out, false).unwrap(), Plan::UpToDate(_)));
     let err = prepare(&small(2), &out, false).unwrap_err();
     assert!(
         matches!(err, DemoError::DifferentSettings { .. }) && err.to_string().contains("--force"),
@@ -347,16 +264,9 @@ fn cli_generates_prints_summary_and_refuses_other_settings() {
             .unwrap()
     };
     let first = run(&[]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let text = String::from_utf8_lossy(&first.stdout);
-    assert!(
-        text.contains("20 training + 4 test") && text.contains("FFA-1"),
-        "{text}"
-    );
+    assert!(text.contains("20 training + 4 test") && text.contains("FFA-1"), "{text}");
     let again = run(&["--json"]);
     assert!(again.status.success());
     let json: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();

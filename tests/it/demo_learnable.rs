@@ -26,9 +26,7 @@ const GRID: usize = 8;
 fn pixel_targets(paths: &[impl AsRef<Path>]) -> Array2<f64> {
     let mut out = Array2::<f64>::zeros((paths.len(), GRID * GRID * 3));
     for (i, p) in paths.iter().enumerate() {
-        let img = image::open(p.as_ref())
-            .expect("demo image readable")
-            .to_rgb8();
+        let img = image::open(p.as_ref()).expect("demo image readable").to_rgb8();
         let (w, h) = img.dimensions();
         let mut count = vec![0f64; GRID * GRID];
         for (x, y, px) in img.enumerate_pixels() {
@@ -153,16 +151,10 @@ fn ridge_from_demo_fmri_beats_the_mean_image_on_held_out_images() {
     let subject = Subject::open(&out, "subj01").unwrap();
     let mask = VoxelMask::all(subject.lh_vertices(), subject.rh_vertices(), MaskMode::Zero);
     let train_rows: Vec<usize> = (0..subject.n_train()).collect();
-    let x_train = subject
-        .load_fmri(&mask, &train_rows)
-        .unwrap()
-        .mapv(f64::from);
+    let x_train = subject.load_fmri(&mask, &train_rows).unwrap().mapv(f64::from);
     let test = subject.test().expect("demo has a test split");
     let test_rows: Vec<usize> = (0..test.images.len()).collect();
-    let x_test = subject
-        .load_test_fmri(&mask, &test_rows, &mut |_, _| {})
-        .unwrap()
-        .mapv(f64::from);
+    let x_test = subject.load_test_fmri(&mask, &test_rows, &mut |_, _| {}).unwrap().mapv(f64::from);
     assert_eq!(x_train.dim(), (400, 1260));
     assert_eq!(x_test.dim(), (100, 1260));
 
@@ -184,22 +176,13 @@ fn ridge_from_demo_fmri_beats_the_mean_image_on_held_out_images() {
         model <= 0.5 * baseline,
         "ridge MSE {model:.5} is not <= 0.5 x mean-image MSE {baseline:.5}"
     );
-    assert!(
-        corr >= 0.6,
-        "mean per-image pixel correlation {corr:.3} < 0.6"
-    );
+    assert!(corr >= 0.6, "mean per-image pixel correlation {corr:.3} < 0.6");
 
     // Control: break the fMRI-image pairing (rotate rows by half) and the fit must fail.
     let n = x_train.nrows();
     let shuffled = Array2::from_shape_fn(x_train.raw_dim(), |(i, j)| x_train[[(i + n / 2) % n, j]]);
-    let control = mse(
-        &ridge_predict(&shuffled, &y_train, &x_test, lambda),
-        &y_test,
-    );
-    eprintln!(
-        "control (unpaired rows): MSE {control:.5} (ratio {:.3})",
-        control / baseline
-    );
+    let control = mse(&ridge_predict(&shuffled, &y_train, &x_test, lambda), &y_test);
+    eprintln!("control (unpaired rows): MSE {control:.5} (ratio {:.3})", control / baseline);
     assert!(
         control > 0.9 * baseline,
         "unpaired fMRI still predicts images: MSE {control:.5} vs {baseline:.5}"

@@ -2,8 +2,6 @@
 //! vt100. Opens the console on a temporary project, checks the table, quits with `q` (or is
 //! sent SIGTERM) and checks the terminal was restored (alternate screen left, cursor shown).
 
-
-
 use crate::common::Session;
 
 const TOML: &str = r#"id = 92
@@ -83,8 +81,10 @@ fn hangup_without_sighup_ends_the_console() {
         assert!(start.elapsed() < crate::common::WAIT, "the console did not draw its table");
     }
     let shell_pid = shell.process_id().expect("shell pid");
-    let children = std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children")).unwrap();
-    let console: u32 = children.split_whitespace().next().expect("the console runs under setsid").parse().unwrap();
+    let children =
+        std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children")).unwrap();
+    let console: u32 =
+        children.split_whitespace().next().expect("the console runs under setsid").parse().unwrap();
 
     // Let it settle into waiting for input (nothing to redraw), as an idle console over SSH.
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -94,14 +94,21 @@ fn hangup_without_sighup_ends_the_console() {
     let start = Instant::now();
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{console}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("gone");
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("gone");
         if state == "gone" || state == "Z" || state == "X" {
             break;
         }
         if start.elapsed() > crate::common::WAIT {
             // SAFETY: plain kill(2) on the console this test started.
             unsafe { libc::kill(console as libc::pid_t, libc::SIGKILL) };
-            panic!("the console (pid {console}) is still running {:?} after its terminal hung up", crate::common::WAIT);
+            panic!(
+                "the console (pid {console}) is still running {:?} after its terminal hung up",
+                crate::common::WAIT
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -8,10 +8,8 @@
 //! AutoencoderKL, tiny model widths): this proves the console's control path, not training
 //! quality.
 
-
-
-use brainscope::experiments::state::{read_status, RunState};
-use crate::common::{alive, Project, Session, WAIT};
+use crate::common::{Project, Session, WAIT, alive};
+use brainscope::experiments::state::{RunState, read_status};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,7 +42,8 @@ fn table_row(screen: &str) -> Option<(String, usize)> {
         }
         let _symbol = words.next()?;
         let state = words.next()?.to_string();
-        let done = line.split_whitespace().find_map(|w| w.strip_suffix(total.as_str())?.parse().ok())?;
+        let done =
+            line.split_whitespace().find_map(|w| w.strip_suffix(total.as_str())?.parse().ok())?;
         Some((state, done))
     })
 }
@@ -72,17 +71,24 @@ fn start_from_keyboard_quit_reopen_and_stop() {
 
     // First console: idle, `s` starts training; the epoch counter moves.
     let mut s = Session::open(&p.root);
-    s.wait_until("the idle row", &log, |s| table_row(&s.contents()).filter(|(st, d)| st == "idle" && *d == 0));
+    s.wait_until("the idle row", &log, |s| {
+        table_row(&s.contents()).filter(|(st, d)| st == "idle" && *d == 0)
+    });
     s.send("s");
-    let (_, first) =
-        s.wait_until("running with an epoch done", &log, |s| table_row(&s.contents()).filter(|(st, d)| st == "running" && *d >= 1));
-    s.wait_until("the epoch counter to move", &log, |s| table_row(&s.contents()).filter(|(st, d)| st == "running" && *d > first));
+    let (_, first) = s.wait_until("running with an epoch done", &log, |s| {
+        table_row(&s.contents()).filter(|(st, d)| st == "running" && *d >= 1)
+    });
+    s.wait_until("the epoch counter to move", &log, |s| {
+        table_row(&s.contents()).filter(|(st, d)| st == "running" && *d > first)
+    });
 
     // Detail view: the step counter advances and the train-loss chart is redrawn with new data.
     s.send("\r");
     let chart = s.wait_until("the train-loss chart", &log, train_chart);
     let step = s.wait_until("the step counter", &log, |s| detail_step(&s.contents()));
-    s.wait_until("the step counter to move", &log, |s| detail_step(&s.contents()).filter(|&n| n > step));
+    s.wait_until("the step counter to move", &log, |s| {
+        detail_step(&s.contents()).filter(|&n| n > step)
+    });
     s.wait_until("the chart to change", &log, |s| train_chart(s).filter(|c| *c != chart));
     s.quit();
     drop(s);
@@ -95,12 +101,20 @@ fn start_from_keyboard_quit_reopen_and_stop() {
 
     // Second console: reattaches to the running training, which keeps progressing; `x` + `y` stops it.
     let mut s = Session::open(&p.root);
-    let (_, seen) = s.wait_until("the running row", &log, |s| table_row(&s.contents()).filter(|(st, _)| st == "running"));
-    s.wait_until("progress after reopening", &log, |s| table_row(&s.contents()).filter(|(st, d)| st == "running" && *d > seen));
+    let (_, seen) = s.wait_until("the running row", &log, |s| {
+        table_row(&s.contents()).filter(|(st, _)| st == "running")
+    });
+    s.wait_until("progress after reopening", &log, |s| {
+        table_row(&s.contents()).filter(|(st, d)| st == "running" && *d > seen)
+    });
     s.send("x");
-    s.wait_until("the stop question", &log, |s| s.contents().contains("Stop training of experiment 7?").then_some(()));
+    s.wait_until("the stop question", &log, |s| {
+        s.contents().contains("Stop training of experiment 7?").then_some(())
+    });
     s.send("y");
-    let (_, stopped_at) = s.wait_until("the stopped row", &log, |s| table_row(&s.contents()).filter(|(st, _)| st == "stopped"));
+    let (_, stopped_at) = s.wait_until("the stopped row", &log, |s| {
+        table_row(&s.contents()).filter(|(st, _)| st == "stopped")
+    });
     assert!(stopped_at < EPOCHS, "the run finished before it could be stopped");
     s.quit();
 

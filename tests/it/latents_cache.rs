@@ -15,7 +15,9 @@ fn fixture_vae() -> PathBuf {
 fn images(dir: &Path) -> Vec<PathBuf> {
     (0..5)
         .map(|i| {
-            let img = RgbImage::from_fn(40, 40, |x, y| Rgb([(x * 6) as u8, (y * 6) as u8, (i * 50) as u8]));
+            let img = RgbImage::from_fn(40, 40, |x, y| {
+                Rgb([(x * 6) as u8, (y * 6) as u8, (i * 50) as u8])
+            });
             let p = dir.join(format!("{i}.png"));
             img.save(&p).unwrap();
             p
@@ -55,7 +57,11 @@ fn cache_matches_direct_encode_and_is_reused() {
     let direct = brainscope::latents::encode_scaled(&vae, x, None);
     let direct: Vec<f32> = direct.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
     let cached = cache.rows(&[3, 4]).unwrap();
-    let max = cached.iter().zip(&direct).map(|(a, b)| (a - b).abs() / b.abs().max(1e-2)).fold(0f32, f32::max);
+    let max = cached
+        .iter()
+        .zip(&direct)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-2))
+        .fold(0f32, f32::max);
     assert!(max < 2e-3, "f16 cache differs from direct encode (rel {max})");
 
     // Up to date: reused without rewriting.
@@ -79,7 +85,8 @@ fn interrupted_run_resumes_from_the_marker() {
     // overwritten by a marker value, which a resumed run must keep.
     let path = ensure_latent_cache(&j, &device).unwrap();
     let reference = LatentCache::open(&path).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
-    let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sidecar_path(&path)).unwrap()).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sidecar_path(&path)).unwrap()).unwrap();
     meta["rows_done"] = 2.into();
     let mut bytes = std::fs::read(&path).unwrap();
     let row_bytes = 4 * 16 * 16 * 2;
@@ -99,8 +106,14 @@ fn interrupted_run_resumes_from_the_marker() {
 
     let path = ensure_latent_cache(&j, &device).unwrap();
     let resumed = LatentCache::open(&path).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
-    assert!(resumed.slice(ndarray::s![0..2, .., .., ..]).iter().all(|v| *v == 7.0), "resume recomputed done rows");
-    assert_eq!(resumed.slice(ndarray::s![2.., .., .., ..]), reference.slice(ndarray::s![2.., .., .., ..]));
+    assert!(
+        resumed.slice(ndarray::s![0..2, .., .., ..]).iter().all(|v| *v == 7.0),
+        "resume recomputed done rows"
+    );
+    assert_eq!(
+        resumed.slice(ndarray::s![2.., .., .., ..]),
+        reference.slice(ndarray::s![2.., .., .., ..])
+    );
     assert!(!tmp.path().join("latents/cache.npy.partial.json").exists());
 }
 
@@ -117,7 +130,12 @@ fn samples_are_seeded_per_image_independent_of_batch() {
     let mut m = a.clone();
     m.out = tmp.path().join("m.npy");
     m.mode = LatentMode::Mode;
-    let rows = |j: &LatentJob| LatentCache::open(&ensure_latent_cache(j, &device).unwrap()).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
+    let rows = |j: &LatentJob| {
+        LatentCache::open(&ensure_latent_cache(j, &device).unwrap())
+            .unwrap()
+            .rows(&[0, 1, 2, 3, 4])
+            .unwrap()
+    };
     let (ra, rb, rm) = (rows(&a), rows(&b), rows(&m));
     assert_eq!(ra, rb, "same seed, different batch size: same samples");
     assert_ne!(ra, rm, "samples differ from the mode");

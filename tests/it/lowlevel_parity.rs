@@ -41,7 +41,8 @@ fn io(key: &str) -> TensorData {
     let bytes = std::fs::read(format!("{DIR}/model_io.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(key).unwrap();
-    let vals: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let vals: Vec<f32> =
+        t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     TensorData::new(vals, t.shape().to_vec())
 }
 
@@ -59,7 +60,9 @@ fn param_count_formula_matches_pytorch() {
     struct Paper {
         n_params: usize,
     }
-    let paper: Paper = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/paper_size.json")).unwrap()).unwrap();
+    let paper: Paper =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/paper_size.json")).unwrap())
+            .unwrap();
     assert_eq!(LowLevelConfig::paper(39548).num_params(), paper.n_params);
     assert_eq!(paper.n_params, 138_188_228);
 }
@@ -79,8 +82,12 @@ fn output_shapes() {
 fn pytorch_state_dict_loads_and_outputs_match() {
     let m = meta();
     let device = Device::flex();
-    let model = LowLevelModel::load(&tiny_config(&m), std::path::Path::new(&format!("{DIR}/model.safetensors")), &device)
-        .unwrap();
+    let model = LowLevelModel::load(
+        &tiny_config(&m),
+        std::path::Path::new(&format!("{DIR}/model.safetensors")),
+        &device,
+    )
+    .unwrap();
     let x = Tensor::<2>::from_data(io("input"), &device);
     let err = max_abs_diff(model.forward_features(x.clone()).into_data(), io("features"));
     assert!(err <= 1e-4, "features: max abs err {err}");
@@ -115,11 +122,21 @@ fn init_is_seeded_and_xavier_bounded() {
     let m = meta();
     let device = Device::flex();
     let cfg = tiny_config(&m);
-    let w = |seed| cfg.init(&device, seed).lin0.0.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let w =
+        |seed| cfg.init(&device, seed).lin0.0.weight.val().into_data().try_to_vec::<f32>().unwrap();
     let (a, b, c) = (w(1), w(1), w(2));
     assert_eq!(a, b);
     assert_ne!(a, c);
-    let up = |seed| cfg.init(&device, seed).upsampler.conv_out.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let up = |seed| {
+        cfg.init(&device, seed)
+            .upsampler
+            .conv_out
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
     assert_eq!(up(1), up(1));
     assert_ne!(up(1), up(2));
     let bound = (6.0f32 / (m.v + m.h) as f32).sqrt();

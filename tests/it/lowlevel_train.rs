@@ -23,7 +23,9 @@ fn tiny() -> LowLevelConfig {
 fn decay_groups_cover_the_model() {
     let model = tiny().init(&Device::flex(), 0);
     let groups = param_groups(&model);
-    let get = |p: &str| groups.iter().find(|(n, _)| n == p).unwrap_or_else(|| panic!("no {p} in {groups:?}")).1;
+    let get = |p: &str| {
+        groups.iter().find(|(n, _)| n == p).unwrap_or_else(|| panic!("no {p} in {groups:?}")).1
+    };
     assert!(get("lin0.0.weight"));
     assert!(get("mlp.1.0.weight"));
     assert!(get("lin1.weight"));
@@ -37,7 +39,8 @@ fn decay_groups_cover_the_model() {
     assert!(!get("upsampler.conv_norm_out.beta"));
     // Exactly the rank >= 2 tensors decay (PyTorch's usual "no decay on biases and norms").
     let n_decay = groups.iter().filter(|(_, d)| *d).count();
-    let n_matrix = groups.iter().filter(|(n, _)| n.ends_with("weight") && !n.contains("norm")).count();
+    let n_matrix =
+        groups.iter().filter(|(n, _)| n.ends_with("weight") && !n.contains("norm")).count();
     assert_eq!(n_decay, n_matrix, "{groups:?}");
 }
 

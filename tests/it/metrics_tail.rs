@@ -1,14 +1,22 @@
 //! The incremental metrics tailer: append, partial last line, corrupt line, truncation,
 //! replacement (rename over), removal.
 
-use brainscope::experiments::state::{MetricRecord, Split};
 use brainscope::experiments::metrics::MetricsTail;
+use brainscope::experiments::state::{MetricRecord, Split};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
 fn rec(step: u64, loss: f64) -> MetricRecord {
-    MetricRecord { t: 1000 + step, epoch: 0, step, split: Split::Train, loss: Some(loss), l1: None, lr: Some(1e-3) }
+    MetricRecord {
+        t: 1000 + step,
+        epoch: 0,
+        step,
+        split: Split::Train,
+        loss: Some(loss),
+        l1: None,
+        lr: Some(1e-3),
+    }
 }
 
 fn append(path: &Path, text: &str) {

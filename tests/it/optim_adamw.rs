@@ -35,14 +35,20 @@ struct Fixture {
 impl Fixture {
     fn load() -> Self {
         let bytes = std::fs::read(format!("{DIR}/adamw.safetensors")).unwrap();
-        let meta = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/adamw.json")).unwrap()).unwrap();
+        let meta =
+            serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/adamw.json")).unwrap())
+                .unwrap();
         Self { bytes, meta }
     }
 
     fn data(&self, key: &str) -> TensorData {
         let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
         let t = st.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
-        let vals: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let vals: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         TensorData::new(vals, t.shape().to_vec())
     }
 

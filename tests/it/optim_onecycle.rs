@@ -39,8 +39,18 @@ fn lr_and_beta1_match_pytorch_every_step() {
                 sched.step().unwrap();
             }
             let v = sched.current().unwrap();
-            assert!(rel_err(v.lr, lr) <= 1e-9, "total {} step {k}: lr {} vs torch {lr}", c.total_steps, v.lr);
-            assert!(rel_err(v.beta1, beta1) <= 1e-9, "total {} step {k}: beta1 {} vs torch {beta1}", c.total_steps, v.beta1);
+            assert!(
+                rel_err(v.lr, lr) <= 1e-9,
+                "total {} step {k}: lr {} vs torch {lr}",
+                c.total_steps,
+                v.lr
+            );
+            assert!(
+                rel_err(v.beta1, beta1) <= 1e-9,
+                "total {} step {k}: beta1 {} vs torch {beta1}",
+                c.total_steps,
+                v.beta1
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use brainscope::experiments::lock::RunLock;
 use brainscope::experiments::process::{hostname, pid_start_time};
-use brainscope::experiments::state::{read_status, write_status, RunState, RunStatus};
+use brainscope::experiments::state::{RunState, RunStatus, read_status, write_status};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -58,7 +58,8 @@ fn status_lists_idle_experiments_and_reports_invalid_folders() {
     experiment(tmp.path(), 92);
     std::fs::create_dir_all(tmp.path().join("experiments/notes")).unwrap();
     let v = status_json(tmp.path());
-    let ids: Vec<u64> = v["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> =
+        v["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [92, 100]);
     assert_eq!(v["experiments"][0]["state"], "idle");
     assert_eq!(v["experiments"][0]["epochs"], 4);
@@ -128,12 +129,18 @@ fn stop_sends_sigterm_and_records_stopped() {
 fn stop_kills_a_trainer_that_ignores_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = experiment(tmp.path(), 92);
-    let mut child = Command::new("sh").args(["-c", "trap '' TERM; while :; do sleep 0.1; done"]).spawn().unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        .spawn()
+        .unwrap();
     // Give the shell time to install its trap before the stop (bounded wait on /proc).
     let pid = child.id();
     for _ in 0..100 {
         let sig = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let ignored = sig.lines().find_map(|l| l.strip_prefix("SigIgn:")).and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        let ignored = sig
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
         if ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0) {
             break;
         }
@@ -156,7 +163,13 @@ fn a_trainer_that_fails_records_crashed_with_the_reason_and_exits_non_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = experiment(tmp.path(), 92);
     // The data root is not a dataset (and not the demo folder, so nothing is generated).
-    std::fs::write(dir.join("experiment.toml"), std::fs::read_to_string(dir.join("experiment.toml")).unwrap().replace("demo-data", "no-such-data")).unwrap();
+    std::fs::write(
+        dir.join("experiment.toml"),
+        std::fs::read_to_string(dir.join("experiment.toml"))
+            .unwrap()
+            .replace("demo-data", "no-such-data"),
+    )
+    .unwrap();
     let out = brainscope(tmp.path(), &["train", "92", "--foreground"]);
     assert!(!out.status.success());
     let s = read_status(&dir.join("status.json")).unwrap().unwrap();
@@ -169,7 +182,9 @@ fn a_trainer_that_fails_records_crashed_with_the_reason_and_exits_non_zero() {
     for _ in 0..200 {
         let s = read_status(&dir.join("status.json")).unwrap().unwrap();
         if s.pid == Some(pid) && s.state == RunState::Crashed {
-            assert!(std::fs::read_to_string(dir.join("train.log")).unwrap().contains("no-such-data"));
+            assert!(
+                std::fs::read_to_string(dir.join("train.log")).unwrap().contains("no-such-data")
+            );
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -7,13 +7,11 @@
 //! [4, 8, 8] latents): these tests prove the run machinery, not reconstruction quality (the demo VAE's
 //! quality is tested with its own weights).
 
-
-
+use crate::common::{BIN, Project};
 use brainscope::experiments::metrics::read_metrics;
-use brainscope::experiments::state::{read_status, MetricRecord, RunState, Split};
+use brainscope::experiments::state::{MetricRecord, RunState, Split, read_status};
 use brainscope::train::checkpoint::CheckpointStore;
 use brainscope::train::trainer::CheckpointMeta;
-use crate::common::{Project, BIN};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -47,7 +45,11 @@ impl ProjectExt for Project {
             if cond(&records) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -73,13 +75,22 @@ fn assert_continuous(records: &[MetricRecord]) {
 fn foreground_run_learns_and_records_every_epoch() {
     let p = Project::new(4, 8);
     let out = p.run(&["train", "7", "--foreground"]);
-    assert!(out.status.success(), "train: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "train: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records = p.metrics();
     assert_continuous(&records);
     assert_eq!(val_epochs(&records), [0, 1, 2, 3], "one val record per epoch");
     // Loss decreases: mean train loss of the last epoch below that of the first.
     let mean = |epoch: usize| {
-        let l: Vec<f64> = records.iter().filter(|r| r.split == Split::Train && r.epoch == epoch).map(|r| r.loss.unwrap()).collect();
+        let l: Vec<f64> = records
+            .iter()
+            .filter(|r| r.split == Split::Train && r.epoch == epoch)
+            .map(|r| r.loss.unwrap())
+            .collect();
         l.iter().sum::<f64>() / l.len() as f64
     };
     assert!(mean(3) < mean(0) * 0.9, "train loss did not decrease: {} -> {}", mean(0), mean(3));
@@ -91,7 +102,10 @@ fn foreground_run_learns_and_records_every_epoch() {
             assert!(png.is_file(), "missing {}", png.display());
         }
     }
-    let (loaded, skipped) = CheckpointStore::new(p.dir().join("checkpoints")).load_latest::<CheckpointMeta>().unwrap().unwrap();
+    let (loaded, skipped) = CheckpointStore::new(p.dir().join("checkpoints"))
+        .load_latest::<CheckpointMeta>()
+        .unwrap()
+        .unwrap();
     assert!(skipped.is_empty());
     assert_eq!(loaded.manifest.meta.epoch, 4);
     // A finished run is not restarted by accident.
@@ -121,7 +135,11 @@ fn detached_run_survives_kill_resumes_and_stops() {
     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new(BIN).args(["status", "--json", "--dir"]).arg(p.root.join("experiments")).output().unwrap();
+    let status = Command::new(BIN)
+        .args(["status", "--json", "--dir"])
+        .arg(p.root.join("experiments"))
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["experiments"][0]["state"], "crashed");
     let before = p.metrics().len();
@@ -129,7 +147,9 @@ fn detached_run_survives_kill_resumes_and_stops() {
 
     // Resume detached: history is cut back to the checkpoint and continues without gaps.
     assert!(p.run(&["train", "7"]).status.success());
-    p.wait_metrics("resumed epoch 2", |r| val_epochs(r).len() >= 2 && train_steps(r).len() as u64 > 2 * steps_per_epoch as u64 + 2);
+    p.wait_metrics("resumed epoch 2", |r| {
+        val_epochs(r).len() >= 2 && train_steps(r).len() as u64 > 2 * steps_per_epoch as u64 + 2
+    });
     let out = p.run(&["stop", "7", "--timeout", "60"]);
     assert!(out.status.success(), "stop: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(p.status().state, RunState::Stopped);
@@ -153,5 +173,8 @@ fn detached_run_survives_kill_resumes_and_stops() {
     let log = p.log();
     assert!(log.contains("model.safetensors") && log.contains("cut short"), "log:\n{log}");
     assert_continuous(&p.metrics());
-    assert!(store.load_latest::<CheckpointMeta>().unwrap().unwrap().1.is_empty(), "the damaged checkpoint was replaced");
+    assert!(
+        store.load_latest::<CheckpointMeta>().unwrap().unwrap().1.is_empty(),
+        "the damaged checkpoint was replaced"
+    );
 }

@@ -36,7 +36,8 @@ fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
 
 fn select(app: &mut App, id: &str) {
     let visible = app.visible();
-    app.selected = visible.iter().position(|&i| app.project.experiments[i].id == id).expect("fixture id");
+    app.selected =
+        visible.iter().position(|&i| app.project.experiments[i].id == id).expect("fixture id");
 }
 
 fn screen(t: &Terminal<TestBackend>) -> String {
@@ -88,7 +89,8 @@ fn table_sorted_and_filtered() {
         app.apply(Action::FilterChar(c));
     }
     app.apply(Action::FilterAccept);
-    let ids: Vec<String> = app.visible().iter().map(|&i| app.project.experiments[i].id.clone()).collect();
+    let ids: Vec<String> =
+        app.visible().iter().map(|&i| app.project.experiments[i].id.clone()).collect();
     assert_eq!(ids, ["92", "97", "100"], "set3 only, sorted by best L1, missing last");
     insta::assert_snapshot!(screen(&render(&mut app, 80, 24)));
 }
@@ -104,7 +106,8 @@ fn detail_running_80x24() {
 
 #[test]
 fn detail_done_with_halfblock_images() {
-    let mut app = app_with(ImageCache::blocking(ImageProtocol::Halfblocks.picker()), Theme { color: true });
+    let mut app =
+        app_with(ImageCache::blocking(ImageProtocol::Halfblocks.picker()), Theme { color: true });
     select(&mut app, "94");
     app.apply(Action::Open);
     app.apply(Action::EpochPrev); // epoch 4 of 5
@@ -145,7 +148,8 @@ fn detail_corrupt_metrics_with_overlay_and_lr() {
 
 #[test]
 fn gallery_marks_the_vote_winner() {
-    let mut app = app_with(ImageCache::blocking(ImageProtocol::Halfblocks.picker()), Theme { color: true });
+    let mut app =
+        app_with(ImageCache::blocking(ImageProtocol::Halfblocks.picker()), Theme { color: true });
     app.apply(Action::Gallery);
     let s = screen(&render(&mut app, 80, 24));
     assert!(s.contains("vote winner: 94"), "{s}");
@@ -183,7 +187,12 @@ fn too_small_terminal_shows_a_message() {
 
 #[test]
 fn empty_experiments_folder() {
-    let mut app = App::new(Project::open("tests/fixtures/no-such-folder", probe()), ImageCache::off(), Theme { color: true }, None);
+    let mut app = App::new(
+        Project::open("tests/fixtures/no-such-folder", probe()),
+        ImageCache::off(),
+        Theme { color: true },
+        None,
+    );
     insta::assert_snapshot!(screen(&render(&mut app, 80, 24)));
 }
 
@@ -196,7 +205,12 @@ fn no_color_uses_no_colours_anywhere() {
         let t = render(&mut app, 100, 30);
         let buf = t.backend().buffer();
         for c in buf.content() {
-            assert_eq!((c.fg, c.bg), (Color::Reset, Color::Reset), "coloured cell {:?} in {view:?}", c.symbol());
+            assert_eq!(
+                (c.fg, c.bg),
+                (Color::Reset, Color::Reset),
+                "coloured cell {:?} in {view:?}",
+                c.symbol()
+            );
         }
     }
     // With colours, states are coloured (and still carry their symbol).

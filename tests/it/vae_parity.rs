@@ -96,7 +96,10 @@ fn missing_folder_and_file_name_the_fix() {
     let err = vae::load_vae(tmp.path(), &device).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, WeightsError::MissingFile { .. }), "{msg}");
-    assert!(msg.contains("diffusion_pytorch_model.safetensors") && msg.contains("runwayml"), "{msg}");
+    assert!(
+        msg.contains("diffusion_pytorch_model.safetensors") && msg.contains("runwayml"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -122,10 +125,9 @@ fn wrong_shapes_and_missing_tensors_are_reported() {
 
     // The lpb1 weights under an lpb2-shaped config: tensors are missing.
     let tmp = copy_fixture("tiny_lpb1");
-    let mut cfg: AutoencoderKLConfig = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let mut cfg: AutoencoderKLConfig =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("config.json")).unwrap())
+            .unwrap();
     cfg.layers_per_block = 2;
     std::fs::write(tmp.path().join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     match vae::load_vae(tmp.path(), &device).unwrap_err() {
@@ -141,8 +143,11 @@ fn unsupported_block_type_is_an_error() {
     let device = brainscope::backend::default_device();
     let tmp = copy_fixture("tiny_lpb1");
     let text = std::fs::read_to_string(tmp.path().join("config.json")).unwrap();
-    std::fs::write(tmp.path().join("config.json"), text.replacen("DownEncoderBlock2D", "AttnDownEncoderBlock2D", 1))
-        .unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        text.replacen("DownEncoderBlock2D", "AttnDownEncoderBlock2D", 1),
+    )
+    .unwrap();
     let err = vae::load_vae(tmp.path(), &device).unwrap_err();
     assert!(matches!(err, WeightsError::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("AttnDownEncoderBlock2D"), "{err}");

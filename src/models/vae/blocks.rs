@@ -6,8 +6,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionConfig};
-use crate::models::fast_cpu;
 use super::resnet::{ResnetBlock2d, ResnetBlock2dConfig, conv3x3};
+use crate::models::fast_cpu;
 
 /// Configuration of a [`MidBlock`].
 #[derive(Config, Debug)]
@@ -33,7 +33,8 @@ pub struct MidBlock {
 impl MidBlockConfig {
     /// Build the block with random weights.
     pub fn init(&self, device: &Device) -> MidBlock {
-        let res = || ResnetBlock2dConfig::new(self.channels, self.channels, self.groups).init(device);
+        let res =
+            || ResnetBlock2dConfig::new(self.channels, self.channels, self.groups).init(device);
         let attentions = if self.add_attention {
             vec![AttentionConfig::new(self.channels, self.groups).init(device)]
         } else {
@@ -97,7 +98,6 @@ impl Upsample2d {
         fast_cpu::conv2d(&self.conv, fast_cpu::upsample_nearest2x(x))
     }
 }
-
 
 /// Configuration of a [`DownEncoderBlock`].
 #[derive(Config, Debug)]

@@ -152,7 +152,10 @@ impl AutoencoderKLConfig {
             return Err("norm_num_groups is 0".into());
         }
         if let Some(c) = self.block_out_channels.iter().find(|c| *c % self.norm_num_groups != 0) {
-            return Err(format!("block channel {c} not divisible by norm_num_groups {}", self.norm_num_groups));
+            return Err(format!(
+                "block channel {c} not divisible by norm_num_groups {}",
+                self.norm_num_groups
+            ));
         }
         if self.layers_per_block == 0 || self.latent_channels == 0 {
             return Err("layers_per_block and latent_channels must be positive".into());

@@ -8,10 +8,10 @@
 //! `up_blocks.0.resnets.1.conv2.weight`, `up_blocks.0.upsamplers.0.conv.weight`,
 //! `conv_norm_out.weight`, `conv_out.bias`, ...
 
+use crate::models::fast_cpu;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use crate::models::fast_cpu;
 
 use super::blocks::{MidBlock, MidBlockConfig, UpDecoderBlock, UpDecoderBlockConfig};
 use super::resnet::{conv3x3, group_norm};

@@ -2,10 +2,10 @@
 //! `down_blocks.N.resnets.M.*`, `down_blocks.N.downsamplers.0.conv`, `mid_block.*`,
 //! `conv_norm_out`, `conv_out`.
 
+use crate::models::fast_cpu;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use crate::models::fast_cpu;
 
 use super::blocks::{DownEncoderBlock, DownEncoderBlockConfig, MidBlock, MidBlockConfig};
 use super::resnet::{conv3x3, group_norm};

@@ -86,10 +86,23 @@ pub fn load_vae(dir: &Path, device: &Device) -> Result<Vae, WeightsError> {
 
 /// Save a VAE as a diffusers hub folder (`config.json` + `diffusion_pytorch_model.safetensors`)
 /// that both [`load_vae`] and `diffusers.AutoencoderKL.from_pretrained` read.
-pub fn save_vae(model: &AutoencoderKL, config: &AutoencoderKLConfig, dir: &Path) -> Result<(), WeightsError> {
-    let write_err = |path: PathBuf, e: &dyn std::fmt::Display| WeightsError::Write { path, message: e.to_string() };
+pub fn save_vae(
+    model: &AutoencoderKL,
+    config: &AutoencoderKLConfig,
+    dir: &Path,
+) -> Result<(), WeightsError> {
+    let write_err = |path: PathBuf, e: &dyn std::fmt::Display| WeightsError::Write {
+        path,
+        message: e.to_string(),
+    };
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir.into(), &e))?;
-    let json = serde_json::to_string_pretty(config).map_err(|e| write_err(dir.join("config.json"), &e))?;
-    std::fs::write(dir.join("config.json"), json + "\n").map_err(|e| write_err(dir.join("config.json"), &e))?;
-    weights::save_module(model, &dir.join("diffusion_pytorch_model.safetensors"), DIFFUSERS_SAVE_REMAP)
+    let json =
+        serde_json::to_string_pretty(config).map_err(|e| write_err(dir.join("config.json"), &e))?;
+    std::fs::write(dir.join("config.json"), json + "\n")
+        .map_err(|e| write_err(dir.join("config.json"), &e))?;
+    weights::save_module(
+        model,
+        &dir.join("diffusion_pytorch_model.safetensors"),
+        DIFFUSERS_SAVE_REMAP,
+    )
 }

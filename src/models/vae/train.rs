@@ -65,7 +65,11 @@ pub fn train_vae(
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let mut model = config.init(&ad);
     let mut optim = AdamConfig::new().init();
-    let bar = if settings.progress { ProgressBar::new(settings.steps as u64) } else { ProgressBar::hidden() };
+    let bar = if settings.progress {
+        ProgressBar::new(settings.steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("train-vae {bar:40} {pos}/{len} [{elapsed} < {eta}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -120,6 +124,7 @@ pub fn train_vae(
 
 /// Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2), over all pixels.
 pub fn psnr(a: Tensor<4>, b: Tensor<4>) -> f64 {
-    let mse = (a.clamp(-1.0, 1.0) - b.clamp(-1.0, 1.0)).powi_scalar(2).mean().into_scalar::<f32>() as f64;
+    let mse =
+        (a.clamp(-1.0, 1.0) - b.clamp(-1.0, 1.0)).powi_scalar(2).mean().into_scalar::<f32>() as f64;
     10.0 * (4.0 / mse.max(1e-12)).log10()
 }

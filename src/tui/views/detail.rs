@@ -23,10 +23,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     };
     let bottom_h = (area.height * 2 / 5).max(8);
     let [head, charts, bottom] =
-        Layout::vertical([Constraint::Length(3), Constraint::Min(6), Constraint::Length(bottom_h)]).areas(area);
+        Layout::vertical([Constraint::Length(3), Constraint::Min(6), Constraint::Length(bottom_h)])
+            .areas(area);
     header(f, head, app, idx);
     draw_charts(f, charts, app, idx);
-    let [log_area, img_area] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
+    let [log_area, img_area] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
     log_tail(f, log_area, app, idx);
     recon(f, img_area, app, idx);
 }
@@ -80,7 +82,13 @@ fn ytrans(v: f64, log: bool) -> f64 {
 }
 
 /// Downsampled (raw, smoothed, lr) series of `e`, from the cache when nothing changed.
-fn series<'a>(cache: &'a mut ChartCache, e: &Experiment, buckets: u16, x_epochs: bool, log_y: bool) -> &'a [Vec<(f64, f64)>; 3] {
+fn series<'a>(
+    cache: &'a mut ChartCache,
+    e: &Experiment,
+    buckets: u16,
+    x_epochs: bool,
+    log_y: bool,
+) -> &'a [Vec<(f64, f64)>; 3] {
     let key = (e.generation, buckets, x_epochs, log_y);
     if cache.key != key || (cache.series[0].is_empty() && !e.train.is_empty()) {
         let spe = if x_epochs { e.steps_per_epoch() } else { None };
@@ -137,10 +145,20 @@ fn y_label(v: f64, log: bool) -> String {
 }
 
 fn x_label(v: f64) -> String {
-    if v.fract().abs() < 1e-9 && v.abs() < 1e9 { format!("{}", v as i64) } else { format!("{v:.1}") }
+    if v.fract().abs() < 1e-9 && v.abs() < 1e9 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.1}")
+    }
 }
 
-fn axes(t: Theme, xb: [f64; 2], yb: [f64; 2], x_title: &str, log: bool) -> (Axis<'static>, Axis<'static>) {
+fn axes(
+    t: Theme,
+    xb: [f64; 2],
+    yb: [f64; 2],
+    x_title: &str,
+    log: bool,
+) -> (Axis<'static>, Axis<'static>) {
     let x = Axis::default()
         .title(Span::styled(x_title.to_string(), t.dim()))
         .bounds(xb)
@@ -154,16 +172,28 @@ fn axes(t: Theme, xb: [f64; 2], yb: [f64; 2], x_title: &str, log: bool) -> (Axis
 }
 
 fn empty_chart(f: &mut Frame, area: Rect, title: &str, msg: &str, t: Theme) {
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(title.to_string(), t.accent()));
-    f.render_widget(Paragraph::new(msg.to_string()).style(t.dim()).alignment(Alignment::Center).block(block), area);
+    let block =
+        Block::default().borders(Borders::ALL).title(Span::styled(title.to_string(), t.accent()));
+    f.render_widget(
+        Paragraph::new(msg.to_string()).style(t.dim()).alignment(Alignment::Center).block(block),
+        area,
+    );
 }
 
 fn draw_charts(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let three = area.width >= 120;
     let areas: Vec<Rect> = if three {
-        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(30), Constraint::Percentage(30)]).split(area).to_vec()
+        Layout::horizontal([
+            Constraint::Percentage(40),
+            Constraint::Percentage(30),
+            Constraint::Percentage(30),
+        ])
+        .split(area)
+        .to_vec()
     } else {
-        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).split(area).to_vec()
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .split(area)
+            .to_vec()
     };
     train_chart(f, areas[0], app, idx);
     if three {
@@ -202,7 +232,10 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         let mut spans = vec![Span::styled(title.clone(), t.accent())];
         if ids.len() > 1 {
             for (k, id) in ids.iter().enumerate() {
-                spans.push(Span::styled(format!(" {}{id}", if k == 0 { "· " } else { "+" }), t.series(k)));
+                spans.push(Span::styled(
+                    format!(" {}{id}", if k == 0 { "· " } else { "+" }),
+                    t.series(k),
+                ));
             }
         }
         Line::from(spans)
@@ -222,7 +255,11 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     }
     let mut datasets = Vec::new();
     datasets.push(
-        Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.dim()).data(&all[0].1[0]),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.dim())
+            .data(&all[0].1[0]),
     );
     for (k, (id, s)) in all.iter().enumerate() {
         datasets.push(
@@ -234,7 +271,8 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
                 .data(&s[1]),
         );
     }
-    let sets: Vec<&[(f64, f64)]> = all.iter().flat_map(|(_, s)| [s[0].as_slice(), s[1].as_slice()]).collect();
+    let sets: Vec<&[(f64, f64)]> =
+        all.iter().flat_map(|(_, s)| [s[0].as_slice(), s[1].as_slice()]).collect();
     let xb = x_bounds(&sets);
     let yb = y_bounds(sets.iter().copied());
     let (x, y) = axes(t, xb, yb, if x_epochs { "epoch" } else { "step" }, log_y);
@@ -259,9 +297,13 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let mut all: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for i in std::iter::once(idx).chain(overlays(app, idx)) {
         let o = &app.project.experiments[i];
-        all.push((o.id.clone(), o.val.iter().map(|v| ((v.epoch + 1) as f64, ytrans(v.l1, log_y))).collect()));
+        all.push((
+            o.id.clone(),
+            o.val.iter().map(|v| ((v.epoch + 1) as f64, ytrans(v.l1, log_y))).collect(),
+        ));
     }
-    let best: Vec<(f64, f64)> = e.best_val().map(|b| ((b.epoch + 1) as f64, ytrans(b.l1, log_y))).into_iter().collect();
+    let best: Vec<(f64, f64)> =
+        e.best_val().map(|b| ((b.epoch + 1) as f64, ytrans(b.l1, log_y))).into_iter().collect();
     let mut datasets: Vec<Dataset> = all
         .iter()
         .enumerate()
@@ -274,7 +316,13 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
                 .data(pts)
         })
         .collect();
-    datasets.push(Dataset::default().marker(Marker::Block).graph_type(GraphType::Scatter).style(t.warn()).data(&best));
+    datasets.push(
+        Dataset::default()
+            .marker(Marker::Block)
+            .graph_type(GraphType::Scatter)
+            .style(t.warn())
+            .data(&best),
+    );
     let sets: Vec<&[(f64, f64)]> = all.iter().map(|(_, s)| s.as_slice()).collect();
     let mut xb = x_bounds(&sets);
     xb[0] = xb[0].min(1.0);
@@ -283,7 +331,10 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let mut spans = vec![Span::styled(title, t.accent())];
     if all.len() > 1 {
         for (k, (id, _)) in all.iter().enumerate() {
-            spans.push(Span::styled(format!(" {}{id}", if k == 0 { "· " } else { "+" }), t.series(k)));
+            spans.push(Span::styled(
+                format!(" {}{id}", if k == 0 { "· " } else { "+" }),
+                t.series(k),
+            ));
         }
     }
     let block = Block::default().borders(Borders::ALL).title(Line::from(spans));
@@ -306,7 +357,13 @@ fn lr_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let xb = x_bounds(&[&lr]);
     let yb = y_bounds(std::iter::once(lr.as_slice()));
     let (x, y) = axes(t, xb, yb, if x_epochs { "epoch" } else { "step" }, log_y);
-    let ds = vec![Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.series(3)).data(&lr)];
+    let ds = vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.series(3))
+            .data(&lr),
+    ];
     let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
     f.render_widget(Chart::new(ds).block(block).x_axis(x).y_axis(y), area);
 }
@@ -319,7 +376,10 @@ fn log_tail(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     let text: Vec<Line> = if e.log_tail.is_empty() {
         vec![Line::from(Span::styled("(no log yet)", t.dim()))]
     } else {
-        e.log_tail[e.log_tail.len().saturating_sub(rows)..].iter().map(|l| Line::from(l.as_str())).collect()
+        e.log_tail[e.log_tail.len().saturating_sub(rows)..]
+            .iter()
+            .map(|l| Line::from(l.as_str()))
+            .collect()
     };
     f.render_widget(Paragraph::new(text).block(block), area);
 }
@@ -329,8 +389,13 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let epochs = app.project.experiments[idx].recon_epochs.clone();
     let shown = app.shown_epoch();
     let Some(epoch) = shown else {
-        let block = Block::default().borders(Borders::ALL).title(Span::styled("reconstructions", t.accent()));
-        f.render_widget(Paragraph::new("none yet (written after each epoch)").style(t.dim()).block(block), area);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled("reconstructions", t.accent()));
+        f.render_widget(
+            Paragraph::new("none yet (written after each epoch)").style(t.dim()).block(block),
+            area,
+        );
         return;
     };
     let pos = epochs.iter().position(|&x| x == epoch).unwrap_or(0);
@@ -340,8 +405,14 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         app.sample = app.sample.min(keys.len() - 1);
     }
     let follow = if app.recon_epoch.is_none() { " latest" } else { "" };
-    let title =
-        format!("recon · epoch {} ({}/{}{follow}) · sample {}/{}", epoch + 1, pos + 1, epochs.len(), app.sample + 1, keys.len());
+    let title = format!(
+        "recon · epoch {} ({}/{}{follow}) · sample {}/{}",
+        epoch + 1,
+        pos + 1,
+        epochs.len(),
+        app.sample + 1,
+        keys.len()
+    );
     let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -353,20 +424,31 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
 }
 
 /// Images side by side with their kind as a label row below.
-pub fn image_row(f: &mut Frame, area: Rect, app: &mut App, files: &[(String, std::path::PathBuf)], mark: Option<&str>) {
+pub fn image_row(
+    f: &mut Frame,
+    area: Rect,
+    app: &mut App,
+    files: &[(String, std::path::PathBuf)],
+    mark: Option<&str>,
+) {
     if files.is_empty() || area.height < 2 {
         return;
     }
-    let cols = Layout::horizontal(vec![Constraint::Ratio(1, files.len() as u32); files.len()]).split(area);
+    let cols =
+        Layout::horizontal(vec![Constraint::Ratio(1, files.len() as u32); files.len()]).split(area);
     let dim = app.theme.dim();
     for ((kind, path), col) in files.iter().zip(cols.iter()) {
-        let [img, label] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(*col);
+        let [img, label] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(*col);
         let img = Rect { width: img.width.saturating_sub(1), ..img };
         app.images.render(f, img, path, dim);
         let text = match mark {
             Some(m) => format!("{kind} {m}"),
             None => kind.clone(),
         };
-        f.render_widget(Paragraph::new(text).alignment(Alignment::Center).style(app.theme.accent()), label);
+        f.render_widget(
+            Paragraph::new(text).alignment(Alignment::Center).style(app.theme.accent()),
+            label,
+        );
     }
 }

@@ -41,9 +41,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         None => "latest epoch".into(),
     };
     if columns.is_empty() || sample_ids.is_empty() {
-        let block = Block::default().borders(Borders::ALL).title(Span::styled(" gallery ", t.accent()));
+        let block =
+            Block::default().borders(Borders::ALL).title(Span::styled(" gallery ", t.accent()));
         f.render_widget(
-            Paragraph::new("No reconstructions yet: they appear after each training epoch.").style(t.dim()).block(block),
+            Paragraph::new("No reconstructions yet: they appear after each training epoch.")
+                .style(t.dim())
+                .block(block),
             area,
         );
         return;
@@ -71,7 +74,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         (None, _) => String::new(),
     };
     let title = Line::from(vec![
-        Span::styled(format!(" gallery · sample {} ({}/{}) · {epoch_note}", sample, app.sample + 1, sample_ids.len()), t.accent()),
+        Span::styled(
+            format!(
+                " gallery · sample {} ({}/{}) · {epoch_note}",
+                sample,
+                app.sample + 1,
+                sample_ids.len()
+            ),
+            t.accent(),
+        ),
         Span::styled(vote_note, t.warn()),
         Span::raw(" "),
     ]);
@@ -96,17 +107,31 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     }
     if columns.len() > slots {
         let more = format!(" {}-{} of {} (j/k) ", start + 1, start + shown.len(), columns.len());
-        let r = Rect::new(inner.x + inner.width.saturating_sub(more.len() as u16 + 1), area.y + area.height - 1, more.len() as u16, 1);
+        let r = Rect::new(
+            inner.x + inner.width.saturating_sub(more.len() as u16 + 1),
+            area.y + area.height - 1,
+            more.len() as u16,
+            1,
+        );
         f.render_widget(Paragraph::new(more).style(t.dim()), r);
     }
 }
 
-fn column(f: &mut Frame, area: Rect, app: &mut App, head: &str, files: &[(String, PathBuf)], mark: Option<&str>) {
+fn column(
+    f: &mut Frame,
+    area: Rect,
+    app: &mut App,
+    head: &str,
+    files: &[(String, PathBuf)],
+    mark: Option<&str>,
+) {
     let [h, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let style = if mark.is_some() { app.theme.warn() } else { app.theme.accent() };
     f.render_widget(Paragraph::new(head.to_string()).style(style), h);
     // Kinds stacked vertically within the column.
-    let rows = Layout::vertical(vec![Constraint::Ratio(1, files.len().max(1) as u32); files.len().max(1)]).split(body);
+    let rows =
+        Layout::vertical(vec![Constraint::Ratio(1, files.len().max(1) as u32); files.len().max(1)])
+            .split(body);
     for (file, r) in files.iter().zip(rows.iter()) {
         image_row(f, *r, app, std::slice::from_ref(file), mark);
     }

@@ -14,14 +14,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let [cols, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
-    let halves = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(cols);
+    let halves =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(cols);
     let split = HELP.len().div_ceil(2);
     for (groups, col) in [&HELP[..split], &HELP[split..]].into_iter().zip(halves.iter()) {
         let mut lines = Vec::new();
         for (group, keys) in groups {
             lines.push(Line::from(Span::styled(*group, t.accent())));
             for (k, what) in *keys {
-                lines.push(Line::from(vec![Span::styled(format!(" {k:<11}"), t.accent()), Span::raw(*what)]));
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {k:<11}"), t.accent()),
+                    Span::raw(*what),
+                ]));
             }
         }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), *col);

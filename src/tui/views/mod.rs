@@ -76,7 +76,8 @@ impl Theme {
 
     /// Colour for series `i` (main experiment is 0, overlays follow).
     pub fn series(&self, i: usize) -> Style {
-        const PALETTE: [Color; 6] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red];
+        const PALETTE: [Color; 6] =
+            [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red];
         self.fg(PALETTE[i % PALETTE.len()])
     }
 }
@@ -91,7 +92,10 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         );
         let y = area.height.saturating_sub(3) / 2;
         let r = Rect::new(area.x, area.y + y, area.width, area.height.saturating_sub(y).min(3));
-        f.render_widget(Paragraph::new(msg).alignment(Alignment::Center).wrap(Wrap { trim: true }), r);
+        f.render_widget(
+            Paragraph::new(msg).alignment(Alignment::Center).wrap(Wrap { trim: true }),
+            r,
+        );
         return;
     }
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
@@ -110,13 +114,21 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 fn status_line(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let line = if app.filtering {
-        Line::from(vec![Span::styled("/", t.accent()), Span::raw(app.filter.clone()), Span::styled("▏", t.accent())])
+        Line::from(vec![
+            Span::styled("/", t.accent()),
+            Span::raw(app.filter.clone()),
+            Span::styled("▏", t.accent()),
+        ])
     } else if let Some(m) = &app.message {
         Line::from(Span::styled(m.clone(), t.warn()))
     } else {
         let hints = match app.view {
-            View::Table => "Enter open  s start  x stop  / filter  1-9 sort  g gallery  ? help  q quit",
-            View::Detail => "Esc back  +/- smooth  L log  e x-axis  v val/lr  [ ] epoch  n sample  ? help",
+            View::Table => {
+                "Enter open  s start  x stop  / filter  1-9 sort  g gallery  ? help  q quit"
+            }
+            View::Detail => {
+                "Esc back  +/- smooth  L log  e x-axis  v val/lr  [ ] epoch  n sample  ? help"
+            }
             View::Gallery => "Esc back  h/l sample  [ ] epoch  ? help  q quit",
             View::Help => "Esc back  q quit",
         };
@@ -130,7 +142,8 @@ fn confirm(f: &mut Frame, area: Rect, app: &App, id: &str) {
     let h = 5.min(area.height);
     let r = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
     f.render_widget(Clear, r);
-    let block = Block::default().borders(Borders::ALL).title(" stop ").border_style(app.theme.warn());
+    let block =
+        Block::default().borders(Borders::ALL).title(" stop ").border_style(app.theme.warn());
     let text = vec![
         Line::from(format!("Stop training of experiment {id}?")),
         Line::from("It checkpoints and can be resumed with s."),

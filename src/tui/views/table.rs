@@ -16,7 +16,8 @@ const WIDTHS: [u16; 9] = [5, 9, 6, 6, 5, 7, 7, 11, 7];
 /// Draw the table view into `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let t = app.theme;
-    let [table_area, info_area] = Layout::vertical([Constraint::Min(4), Constraint::Length(4)]).areas(area);
+    let [table_area, info_area] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(4)]).areas(area);
     let visible = app.visible();
     let arrow = if app.sort_desc { "▼" } else { "▲" };
     let mut title = vec![
@@ -24,7 +25,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         Span::styled(format!("{} ", app.project.dir.display()), t.dim()),
     ];
     if !app.filter.is_empty() {
-        title.push(Span::styled(format!("filter '{}' ({} of {}) ", app.filter, visible.len(), app.project.experiments.len()), t.warn()));
+        title.push(Span::styled(
+            format!(
+                "filter '{}' ({} of {}) ",
+                app.filter,
+                visible.len(),
+                app.project.experiments.len()
+            ),
+            t.warn(),
+        ));
     }
     let block = Block::default().borders(Borders::ALL).title(Line::from(title));
     if app.project.experiments.is_empty() {
@@ -37,7 +46,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         return;
     }
     let header = Row::new(Column::ALL.iter().map(|&c| {
-        let text = if c == app.sort { format!("{}{arrow}", c.title()) } else { c.title().to_string() };
+        let text =
+            if c == app.sort { format!("{}{arrow}", c.title()) } else { c.title().to_string() };
         Cell::from(text)
     }))
     .style(t.accent());
@@ -50,7 +60,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             let marked = if app.marked.contains(&e.id) { "*" } else { " " };
             let cfg = e.config.as_ref().ok();
             let epoch = format!("{}/{}", e.epochs_done(), e.total_epochs());
-            let best = e.best_val().map_or("-".into(), |b| format!("{} @{}", short(b.l1), b.epoch + 1));
+            let best =
+                e.best_val().map_or("-".into(), |b| format!("{} @{}", short(b.l1), b.epoch + 1));
             let eta = e.eta_secs(&probe).map_or("-".into(), fmt_duration);
             Row::new(vec![
                 Cell::from(format!("{marked}{}", e.id)),
@@ -66,7 +77,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         })
         .collect();
     let widths = WIDTHS.map(Constraint::Length);
-    let table = Table::new(rows, widths).header(header).block(block).row_highlight_style(t.selected()).column_spacing(1);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(t.selected())
+        .column_spacing(1);
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, table_area, &mut state);
     info(f, info_area, app);
@@ -81,7 +96,10 @@ fn info(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let block = Block::default().borders(Borders::ALL);
     let Some(e) = app.selected_experiment() else {
-        f.render_widget(Paragraph::new("no experiment matches the filter").style(t.dim()).block(block), area);
+        f.render_widget(
+            Paragraph::new("no experiment matches the filter").style(t.dim()).block(block),
+            area,
+        );
         return;
     };
     f.render_widget(Paragraph::new(info_lines(e, app)).block(block), area);
@@ -93,7 +111,11 @@ fn info_lines<'a>(e: &'a Experiment, app: &App) -> Vec<Line<'a>> {
     match &e.config {
         Ok(c) => lines.push(Line::from(vec![
             Span::styled(format!("{}: ", e.id), t.accent()),
-            Span::raw(if c.description.is_empty() { "(no description)".to_string() } else { c.description.clone() }),
+            Span::raw(if c.description.is_empty() {
+                "(no description)".to_string()
+            } else {
+                c.description.clone()
+            }),
         ])),
         Err(err) => lines.push(Line::from(Span::styled(format!("{}: {err}", e.id), t.warn()))),
     }
@@ -103,14 +125,20 @@ fn info_lines<'a>(e: &'a Experiment, app: &App) -> Vec<Line<'a>> {
         second.push(Span::raw("  "));
     }
     if e.corrupt_lines > 0 {
-        second.push(Span::styled(format!("{} corrupt metrics line(s) skipped", e.corrupt_lines), t.warn()));
+        second.push(Span::styled(
+            format!("{} corrupt metrics line(s) skipped", e.corrupt_lines),
+            t.warn(),
+        ));
     }
     if let Some(err) = &e.status_error {
         second.push(Span::styled(err.clone(), t.warn()));
     }
     if second.is_empty() {
         let steps = e.train.len();
-        second.push(Span::styled(format!("{steps} train points, {} val epochs", e.val.len()), Style::default()));
+        second.push(Span::styled(
+            format!("{steps} train points, {} val epochs", e.val.len()),
+            Style::default(),
+        ));
     }
     lines.push(Line::from(second));
     lines
