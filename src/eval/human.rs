@@ -1,0 +1,1 @@
+//! Human evaluation: the blind two-alternative forced-choice (2-AFC) test.
