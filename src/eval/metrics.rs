@@ -21,6 +21,8 @@
 //!   `mode='reflect'` (half-sample symmetric: `d c b a | a b c d | d c b a`); population
 //!   covariances; `C1 = (0.01)^2`, `C2 = (0.03)^2`; the mean of the SSIM map without its 5 px
 //!   border. Computed in f64. Images under 11 px on a side are refused, as scikit-image does.
+//!   (The crop equals the filter radius, so the border mode never reaches the mean; it is kept
+//!   exact anyway, for the SSIM map itself.)
 //! - **2-way identification** (MindEye's `two_way_identification`): `r = corrcoef(real, pred)`
 //!   restricted to the real-rows x pred-rows block; for each prediction column `j`, the number of
 //!   real rows `i` with `r[i, j] < r[j, j]`; score = mean count / (N - 1).
@@ -609,6 +611,7 @@ mod tests {
         assert_eq!(short_side_size(64, 64, 425), (425, 425));
         assert_eq!(short_side_size(37, 29, 425), (542, 425)); // int(425 * 37 / 29) = 542
         assert_eq!(short_side_size(29, 37, 425), (425, 542));
+        assert_eq!(short_side_size(29, 41, 425), (425, 600)); // 600.86 truncates, as int() does
         assert_eq!(short_side_size(512, 512, 425), (425, 425));
         let a = ramp(5, 7);
         assert_eq!(apply_resize(a.view(), Resize::None).unwrap(), a);
