@@ -12,6 +12,7 @@ pub mod demo;
 pub mod device_arg;
 pub mod encode;
 pub mod latents;
+pub mod metrics;
 pub mod show;
 pub mod status;
 pub mod stop;
@@ -43,6 +44,8 @@ pub enum Command {
     Decode(decode::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
+    /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
+    Metrics(metrics::Args),
     /// Train the small demo VAE on the demo images (weights/demo/vae).
     TrainVae(train_vae::Args),
     /// Train an experiment (detached by default).
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Some(Command::Encode(a)) => encode::run(a),
         Some(Command::Decode(a)) => decode::run(a),
         Some(Command::Latents(a)) => latents::run(a),
+        Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),
         Some(Command::Train(a)) => train::run(a),
         Some(Command::Stop(a)) => stop::run(a),
