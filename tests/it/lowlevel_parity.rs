@@ -4,7 +4,7 @@
 //! Also: the parameter-count formula against PyTorch's count at the tiny and the paper's size,
 //! save/load round trip, seeded init and one training step through autodiff + AdamW.
 
-use brainscope::models::lowlevel::{LowLevelConfig, LowLevelModel};
+use brainscope::models::lowlevel::{LowLevelConfig, LowLevelModel, LowLevelWidths};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -29,11 +29,14 @@ fn meta() -> Meta {
 
 fn tiny_config(m: &Meta) -> LowLevelConfig {
     LowLevelConfig::new(m.v)
-        .with_hidden(m.h)
-        .with_blocks(m.n_blocks)
-        .with_proj_channels(m.c)
+        .with_widths(LowLevelWidths {
+            hidden: m.h,
+            blocks: m.n_blocks,
+            proj_channels: m.c,
+            upsampler_channels: m.block_out.clone(),
+            ..LowLevelWidths::default()
+        })
         .with_proj_size(m.s)
-        .with_block_out_channels(m.block_out.clone())
         .with_norm_groups(m.groups)
 }
 
