@@ -361,13 +361,14 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<BuiltCach
     }
     let rebuilt_because = existing.map(|old| {
         let mut changes = old.changes(&wanted);
-        if old.vae_fingerprint.starts_with(FINGERPRINT_KIND) != wanted.vae_fingerprint.starts_with(FINGERPRINT_KIND) {
+        if !old.vae_fingerprint.starts_with(FINGERPRINT_KIND) {
             changes = vec!["the sidecar has the older size + mtime fingerprints".into()];
         } else if changes.is_empty() {
             changes.push("the sidecar records an unfinished cache".into());
         }
         format!(
-            "{}; rebuilt {} from scratch: runs trained on the old latents should be retrained with `brainscope train ID --restart`",
+            "{}; rebuilt {} from scratch: runs trained on the old latents should be retrained \
+             with `brainscope train ID --restart`",
             changes.join("; "),
             job.out.display()
         )

@@ -114,9 +114,9 @@ fn save_load_round_trip() {
     let err = max_abs_diff(model.forward(x.clone()).into_data(), back.forward(x).into_data());
     assert_eq!(err, 0.0);
     // A file of another config is refused with a clear error.
-    let other = cfg.clone().with_hidden(m.h + 1);
-    let e = LowLevelModel::load(&other, &path, &device).unwrap_err().to_string();
-    assert!(e.contains("model.safetensors"), "{e}");
+    let other = cfg.clone().with_widths(LowLevelWidths { hidden: m.h + 1, ..cfg.widths.clone() });
+    let e = brainscope::errors::chain(&LowLevelModel::load(&other, &path, &device).unwrap_err());
+    assert!(e.contains("model.safetensors") && e.contains("another [model] config"), "{e}");
     assert!(LowLevelModel::load(&cfg, &dir.path().join("none.safetensors"), &device).is_err());
 }
 
