@@ -5,7 +5,8 @@ use crate::data::algonauts::Subject;
 use crate::data::roi::{MaskMode, RoiSet, VoxelMask};
 use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
 use crate::latents::{LatentCache, LatentJob, LatentMode, default_cache_path, ensure_latent_cache};
-use crate::train::trainer::{Log, TrainError};
+use crate::train::error::TrainError;
+use crate::train::trainer::Log;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
 

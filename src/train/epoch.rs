@@ -9,10 +9,11 @@ use crate::experiments::state::{MetricRecord, Split};
 use crate::train::checkpoint::CheckpointStore;
 use crate::train::dataset::Dataset;
 use crate::train::epoch_end::save_checkpoint;
+use crate::train::error::TrainError;
 use crate::train::learner::Learner;
 use crate::train::metrics::MetricsWriter;
 use crate::train::plan::{CheckpointMeta, RngState};
-use crate::train::trainer::{Log, TrainError};
+use crate::train::trainer::Log;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

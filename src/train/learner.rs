@@ -4,9 +4,9 @@
 use crate::models::lowlevel::{LowLevelConfig, LowLevelModel};
 use crate::train::adamw::{AdamW, AdamWConfig};
 use crate::train::dataset::Dataset;
+use crate::train::error::TrainError;
 use crate::train::onecycle::{OneCycleConfig, OneCycleLr};
 use crate::train::plan::RunPlan;
-use crate::train::trainer::TrainError;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::TensorData;

@@ -6,6 +6,7 @@ pub mod checkpoint;
 mod dataset;
 mod epoch;
 mod epoch_end;
+pub mod error;
 mod learner;
 pub mod metrics;
 pub mod onecycle;

@@ -5,10 +5,11 @@
 
 use crate::experiments::state::{RunPaths, files};
 use crate::train::checkpoint::{CheckpointStore, Loaded};
+use crate::train::error::TrainError;
 use crate::train::learner::Learner;
 use crate::train::metrics::{MetricsWriter, truncate_after};
 use crate::train::plan::{CheckpointMeta, RunPlan};
-use crate::train::trainer::{Log, TrainError};
+use crate::train::trainer::Log;
 use std::path::{Path, PathBuf};
 
 /// `--restart`: delete the checkpoints, `metrics.jsonl` and the reconstructions. Every path is
