@@ -13,7 +13,7 @@ use image::{ImageBuffer, Rgb, RgbImage};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageIoError {
     /// The file cannot be opened or decoded.
-    #[error("{path}: cannot read image ({source}); expected a PNG or JPEG file")]
+    #[error("cannot read image {path}; expected a PNG or JPEG file")]
     Read {
         /// The image file.
         path: PathBuf,

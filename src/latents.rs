@@ -3,8 +3,11 @@
 //! Layout: `<out>.npy` holds `[N, C, h, w]` f16 latents, already multiplied by the VAE's
 //! `scaling_factor` (the low-level model's training targets), row `i` = image `i` of the list
 //! (training images first, then test images). `<out>.json` ([`LatentMeta`]) records the dataset,
-//! image list fingerprint, VAE folder and fingerprint (config + weights size/mtime), image size,
-//! mode/sample and scaling factor; the cache is reused when all of them match.
+//! the images' content fingerprint, VAE folder and content fingerprint (config.json + weights
+//! bytes), image size, mode/sample and scaling factor; the cache is reused when all of them
+//! match, and rebuilt otherwise with the reason ([`BuiltCache::rebuilt_because`]: the VAE
+//! changed, the images changed, ...). Fingerprints hash every byte (streamed once per check,
+//! images in parallel), so a replaced file is noticed whatever its size and mtime.
 //!
 //! Resuming: work goes into `<out>.npy.partial` (a full-size npy written row by row) with a
 //! progress marker `<out>.npy.partial.json` (the meta + rows done); an interrupted run continues
@@ -14,21 +17,21 @@
 //! Default location: `<subject dir>/latents/<vae-name>-<mode>.npy` ([`default_cache_path`]).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use half::f16;
 use indicatif::{ProgressBar, ProgressStyle};
-use memmap2::Mmap;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::npy::{Dtype, header_bytes, read_header};
+use crate::data::DataError;
+use crate::data::npy::{Dtype, NpyMatrix, encode_f32, header_bytes, read_header};
 use crate::imageio::{self, ImageIoError};
 use crate::models::vae::{AutoencoderKLConfig, Vae, load_vae, posterior::seeded_normal};
 use crate::models::weights::WeightsError;
+use crate::train::checkpoint::Checksum;
 
 /// Errors of building or reading a latent cache; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +42,11 @@ pub enum LatentError {
     /// An image cannot be read.
     #[error(transparent)]
     Image(#[from] ImageIoError),
+    /// The cache file cannot be mapped or read.
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// File system error.
-    #[error("{path}: {action} failed: {source}")]
+    #[error("{path}: {action} failed")]
     Io {
         /// The file.
         path: PathBuf,
@@ -108,11 +114,11 @@ pub struct LatentMeta {
     pub image_count: usize,
     /// How many of them are training images (rows `0..n_train`); the rest are test images.
     pub n_train: usize,
-    /// FNV-1a hash of the image paths, sizes and mtimes.
+    /// Content fingerprint of the images, in row order ([`images_fingerprint`]).
     pub images_fingerprint: String,
     /// VAE hub folder.
     pub vae: PathBuf,
-    /// FNV-1a hash of the VAE's config.json and weights file sizes and mtimes.
+    /// Content fingerprint of the VAE's config.json and weights ([`vae_fingerprint`]).
     pub vae_fingerprint: String,
     /// Square image size the images were resized to.
     pub image_size: u32,
@@ -129,9 +135,56 @@ pub struct LatentMeta {
 impl LatentMeta {
     /// Whether two metas describe the same cache content (ignoring progress).
     fn same_content(&self, other: &LatentMeta) -> bool {
-        let strip = |m: &LatentMeta| LatentMeta { rows_done: 0, ..m.clone() };
-        strip(self) == strip(other)
+        self.changes(other).is_empty()
     }
+
+    /// What differs between this (an existing cache's) meta and `new`, in words, each naming
+    /// what changed (progress ignored).
+    pub fn changes(&self, new: &LatentMeta) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut differs = |what: &str, old: String, now: String| {
+            if old != now {
+                out.push(format!("{what} {old} -> {now}"));
+            }
+        };
+        differs("dataset", self.dataset.display().to_string(), new.dataset.display().to_string());
+        differs("VAE folder", self.vae.display().to_string(), new.vae.display().to_string());
+        differs("image count", self.image_count.to_string(), new.image_count.to_string());
+        differs("training images", self.n_train.to_string(), new.n_train.to_string());
+        differs("image size", self.image_size.to_string(), new.image_size.to_string());
+        differs(
+            "latent shape",
+            format!("{:?}", self.latent_shape),
+            format!("{:?}", new.latent_shape),
+        );
+        differs("mode", self.mode.tag(), new.mode.tag());
+        differs("scaling factor", self.scaling_factor.to_string(), new.scaling_factor.to_string());
+        if self.vae_fingerprint != new.vae_fingerprint {
+            out.push(format!(
+                "the VAE's config.json or weights in {} changed (content fingerprint {} -> {})",
+                new.vae.display(),
+                self.vae_fingerprint,
+                new.vae_fingerprint
+            ));
+        }
+        if self.images_fingerprint != new.images_fingerprint {
+            out.push(format!(
+                "the images changed (content fingerprint {} -> {})",
+                self.images_fingerprint, new.images_fingerprint
+            ));
+        }
+        out
+    }
+}
+
+/// The outcome of [`ensure_latent_cache`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltCache {
+    /// The up-to-date cache file.
+    pub path: PathBuf,
+    /// Why an existing cache was replaced (what changed, and what to do about runs trained on
+    /// the old latents); `None` when it was reused or built for the first time.
+    pub rebuilt_because: Option<String>,
 }
 
 /// What to encode and where.
@@ -198,39 +251,50 @@ fn partial_paths(out: &Path) -> (PathBuf, PathBuf) {
     (data, PathBuf::from(marker))
 }
 
-/// FNV-1a 64-bit over bytes, as hex.
-fn fnv1a(parts: impl IntoIterator<Item = Vec<u8>>) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for part in parts {
-        for b in part.into_iter().chain([0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
+/// Fingerprints of this kind start with this tag, so a sidecar written with the older
+/// size + mtime fingerprints never matches (and says so).
+const FINGERPRINT_KIND: &str = "content:";
+
+/// Stream `path`'s bytes into `sum` (its length first, so file boundaries count).
+fn hash_file(path: &Path, sum: &mut Checksum) -> Result<(), LatentError> {
+    let mut file = File::open(path).map_err(io(path, "open"))?;
+    let len = file.metadata().map_err(io(path, "stat"))?.len();
+    sum.update(&len.to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io(path, "read"))?;
+        if n == 0 {
+            return Ok(());
         }
+        sum.update(&buf[..n]);
     }
-    format!("{h:016x}")
 }
 
-/// Size and mtime of a file as bytes for fingerprinting.
-fn stat_bytes(path: &Path) -> Result<Vec<u8>, LatentError> {
-    let md = std::fs::metadata(path).map_err(io(path, "stat"))?;
-    let mtime = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    Ok(format!("{}|{}|{}", path.display(), md.len(), mtime).into_bytes())
-}
-
-/// Fingerprint of an image list (paths, sizes, mtimes).
+/// Content fingerprint of an image list: every file's bytes, in order (hashed in parallel,
+/// combined in list order).
 pub fn images_fingerprint(images: &[PathBuf]) -> Result<String, LatentError> {
-    let parts = images.iter().map(|p| stat_bytes(p)).collect::<Result<Vec<_>, _>>()?;
-    Ok(fnv1a(parts))
+    let each: Vec<String> = images
+        .par_iter()
+        .map(|p| {
+            let mut sum = Checksum::new();
+            hash_file(p, &mut sum)?;
+            Ok(sum.finish())
+        })
+        .collect::<Result<_, LatentError>>()?;
+    let mut all = Checksum::new();
+    for h in &each {
+        all.update(h.as_bytes());
+    }
+    Ok(format!("{FINGERPRINT_KIND}{}", all.finish()))
 }
 
-/// Fingerprint of a VAE folder (config.json + weights file sizes and mtimes).
+/// Content fingerprint of a VAE folder: the bytes of config.json and of the weights file.
 pub fn vae_fingerprint(vae: &Path) -> Result<String, LatentError> {
     let weights = crate::models::weights::weights_file(vae, &crate::models::vae::vae_spec())?;
-    Ok(fnv1a([stat_bytes(&vae.join("config.json"))?, stat_bytes(&weights)?]))
+    let mut sum = Checksum::new();
+    hash_file(&vae.join("config.json"), &mut sum)?;
+    hash_file(&weights, &mut sum)?;
+    Ok(format!("{FINGERPRINT_KIND}{}", sum.finish()))
 }
 
 /// Encode images `[B, 3, H, W]` in [-1, 1] into scaled latents (`scaling_factor * z`), where `z`
@@ -264,8 +328,9 @@ fn write_meta(path: &Path, meta: &LatentMeta) -> Result<(), LatentError> {
 }
 
 /// Make sure `job.out` holds an up-to-date cache: reuse it when its sidecar matches, resume a
-/// matching partial run, or encode from scratch. Returns the cache path.
-pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, LatentError> {
+/// matching partial run, or encode from scratch (saying what changed when an existing cache is
+/// replaced).
+pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<BuiltCache, LatentError> {
     if job.images.is_empty() {
         return Err(LatentError::NoImages(job.dataset.clone()));
     }
@@ -287,13 +352,27 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, 
         rows_done: 0,
     };
     let sidecar = sidecar_path(&job.out);
-    if let Some(meta) = read_meta(&sidecar)
+    let existing = read_meta(&sidecar).filter(|_| job.out.is_file());
+    if let Some(meta) = &existing
         && meta.same_content(&wanted)
         && meta.rows_done == meta.image_count
-        && job.out.is_file()
     {
-        return Ok(job.out.clone());
+        return Ok(BuiltCache { path: job.out.clone(), rebuilt_because: None });
     }
+    let rebuilt_because = existing.map(|old| {
+        let mut changes = old.changes(&wanted);
+        if !old.vae_fingerprint.starts_with(FINGERPRINT_KIND) {
+            changes = vec!["the sidecar has the older size + mtime fingerprints".into()];
+        } else if changes.is_empty() {
+            changes.push("the sidecar records an unfinished cache".into());
+        }
+        format!(
+            "{}; rebuilt {} from scratch: runs trained on the old latents should be retrained \
+             with `brainscope train ID --restart`",
+            changes.join("; "),
+            job.out.display()
+        )
+    });
 
     let (partial, marker) = partial_paths(&job.out);
     if let Some(parent) = job.out.parent() {
@@ -339,7 +418,8 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, 
             z.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| {
                 LatentError::Format { path: partial.clone(), reason: format!("{e:?}") }
             })?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+        let mut bytes = Vec::with_capacity(values.len() * 2);
+        encode_f32(Dtype::F16, &values, &mut bytes);
         file.seek(SeekFrom::Start((header.len() + start * row_len * 2) as u64))
             .map_err(io(&partial, "seek"))?;
         file.write_all(&bytes).map_err(io(&partial, "write"))?;
@@ -354,17 +434,15 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<PathBuf, 
     std::fs::rename(&partial, &job.out).map_err(io(&job.out, "rename"))?;
     write_meta(&sidecar, &meta)?;
     let _ = std::fs::remove_file(&marker);
-    Ok(job.out.clone())
+    Ok(BuiltCache { path: job.out.clone(), rebuilt_because })
 }
 
-/// A finished latent cache, memory-mapped; rows come back as f32.
+/// A finished latent cache, memory-mapped (through [`NpyMatrix`], one row per image); rows come
+/// back as f32.
 #[derive(Debug)]
 pub struct LatentCache {
     path: PathBuf,
-    map: Mmap,
-    offset: usize,
-    dtype: Dtype,
-    n: usize,
+    matrix: NpyMatrix,
     shape: [usize; 3],
     meta: Option<LatentMeta>,
 }
@@ -375,33 +453,21 @@ impl LatentCache {
         let bad = |reason: String| LatentError::Format { path: path.into(), reason };
         let mut file = File::open(path).map_err(io(path, "open"))?;
         let header = read_header(&mut file, path).map_err(|e| bad(e.to_string()))?;
-        let dtype = match header.dtype {
-            Some(d @ (Dtype::F16 | Dtype::F32)) if !header.fortran_order => d,
-            _ => {
-                return Err(bad(format!(
-                    "dtype {} (fortran {}), expected <f2 or <f4 in C order",
-                    header.descr, header.fortran_order
-                )));
-            }
-        };
-        let [n, c, h, w]: [usize; 4] = header
+        if !matches!(header.dtype, Some(Dtype::F16 | Dtype::F32)) || header.fortran_order {
+            return Err(bad(format!(
+                "dtype {} (fortran {}), expected <f2 or <f4 in C order",
+                header.descr, header.fortran_order
+            )));
+        }
+        let [_, c, h, w]: [usize; 4] = header
             .shape
             .as_slice()
             .try_into()
             .map_err(|_| bad(format!("shape {:?}, expected [N, C, h, w]", header.shape)))?;
-        // SAFETY: the file is opened read-only; the cache is only replaced by rename, never
-        // truncated in place, so the mapping stays valid.
-        let map = unsafe { Mmap::map(&file) }.map_err(io(path, "map"))?;
-        let need = header.data_offset + n * c * h * w * dtype.size();
-        if map.len() < need {
-            return Err(bad(format!("file has {} bytes, shape needs {need}", map.len())));
-        }
+        let matrix = NpyMatrix::open_rows(path, "latent cache")?;
         Ok(Self {
             path: path.into(),
-            map,
-            offset: header.data_offset,
-            dtype,
-            n,
+            matrix,
             shape: [c, h, w],
             meta: read_meta(&sidecar_path(path)),
         })
@@ -409,12 +475,12 @@ impl LatentCache {
 
     /// Number of rows (images).
     pub fn len(&self) -> usize {
-        self.n
+        self.matrix.rows()
     }
 
     /// Whether the cache has no rows.
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.len() == 0
     }
 
     /// Latent shape per row `[C, h, w]`.
@@ -430,21 +496,12 @@ impl LatentCache {
     /// Rows `idx` as f32 `[k, C, h, w]` (already scaled by the VAE's scaling factor).
     pub fn rows(&self, idx: &[usize]) -> Result<ndarray::Array4<f32>, LatentError> {
         let row_len: usize = self.shape.iter().product();
-        let mut out = Vec::with_capacity(idx.len() * row_len);
-        for &r in idx {
-            if r >= self.n {
-                return Err(LatentError::Row { path: self.path.clone(), row: r, len: self.n });
+        let mut out = vec![0f32; idx.len() * row_len];
+        for (&r, dst) in idx.iter().zip(out.chunks_exact_mut(row_len.max(1))) {
+            if r >= self.len() {
+                return Err(LatentError::Row { path: self.path.clone(), row: r, len: self.len() });
             }
-            let size = self.dtype.size();
-            let bytes = &self.map[self.offset + r * row_len * size..][..row_len * size];
-            match self.dtype {
-                Dtype::F16 => out.extend(
-                    bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
-                ),
-                _ => out.extend(
-                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                ),
-            }
+            self.matrix.read_row_into(r, dst)?;
         }
         let [c, h, w] = self.shape;
         Ok(ndarray::Array4::from_shape_vec((idx.len(), c, h, w), out)

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod errors;
 pub mod eval;
 pub mod experiments;
 pub mod imageio;

@@ -108,11 +108,11 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
     let (s, problems) = match Subject::inspect(dir, subject) {
         Ok(v) => v,
         Err(e) => {
-            r.problems.push(e.to_string());
+            r.problems.push(crate::errors::chain(&e));
             return r;
         }
     };
-    r.problems.extend(problems.iter().map(|e| e.to_string()));
+    r.problems.extend(problems.iter().map(|e| crate::errors::chain(e)));
     r.subject_dir = Some(s.dir().to_path_buf());
     r.naming = Some(s.naming());
     r.n_train = Some(s.n_train());
@@ -161,13 +161,13 @@ pub fn inspect(dir: &Path, subject: &str) -> DataInfo {
                 } else {
                     match VoxelMask::build(&atlas, &set, MaskMode::Select) {
                         Ok(m) => (Some(m.selected()), None),
-                        Err(e) => (None, Some(e.to_string())),
+                        Err(e) => (None, Some(crate::errors::chain(&e))),
                     }
                 };
                 r.roi_sets.push(SetInfo { name: set.to_string(), voxels, unavailable });
             }
         }
-        Err(e) => r.problems.push(e.to_string()),
+        Err(e) => r.problems.push(crate::errors::chain(&e)),
     }
     r
 }

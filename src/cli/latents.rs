@@ -64,7 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         image_size: args.size,
         progress: true,
     };
-    let path = ensure_latent_cache(&job, &device)?;
+    let built = ensure_latent_cache(&job, &device)?;
+    if let Some(reason) = &built.rebuilt_because {
+        eprintln!("latent cache out of date: {reason}");
+    }
+    let path = built.path;
     let cache = crate::latents::LatentCache::open(&path)?;
     println!(
         "{}",

@@ -81,7 +81,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", crate::errors::chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -48,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             epochs: args.epochs,
             restart: args.restart,
             progress: std::io::stdout().is_terminal(),
+            prepare_data: Some(crate::demo::ensure_demo_root),
         };
         let outcome = trainer::run(&request)?;
         if let crate::experiments::run::RunOutcome::Failed(message) = &outcome {

@@ -44,7 +44,7 @@ pub enum DataError {
         fix: String,
     },
     /// Reading or writing a file failed at the OS level.
-    #[error("cannot {action} {path}: {source}; fix: check the path and its permissions")]
+    #[error("cannot {action} {path}; fix: check the path and its permissions")]
     Io {
         /// The file involved.
         path: PathBuf,

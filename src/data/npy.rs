@@ -338,7 +338,28 @@ impl NpyMatrix {
         Self::open_rank(path, what, true)
     }
 
+    /// Memory-map a float array of rank >= 2 as `[shape[0], product of the rest]` rows (a
+    /// `[N, C, h, w]` latent cache: one row per image).
+    pub fn open_rows(path: &Path, what: &str) -> Result<Self, DataError> {
+        Self::open_shaped(path, what, |shape| match shape {
+            [r, rest @ ..] if !rest.is_empty() => Some((*r, rest.iter().product())),
+            _ => None,
+        })
+    }
+
     fn open_rank(path: &Path, what: &str, allow_1d: bool) -> Result<Self, DataError> {
+        Self::open_shaped(path, what, |shape| match shape {
+            [r, c] => Some((*r, *c)),
+            [r] if allow_1d => Some((*r, 1)),
+            _ => None,
+        })
+    }
+
+    fn open_shaped(
+        path: &Path,
+        what: &str,
+        rows_cols: impl Fn(&[usize]) -> Option<(usize, usize)>,
+    ) -> Result<Self, DataError> {
         let (file, h) = open_with_header(path, what)?;
         let dtype = match h.dtype {
             Some(d @ (Dtype::F32 | Dtype::F64 | Dtype::F16)) => d,
@@ -351,10 +372,9 @@ impl NpyMatrix {
                 });
             }
         };
-        let (rows, cols) = match h.shape.as_slice() {
-            [r, c] => (*r, *c),
-            [r] if allow_1d => (*r, 1),
-            _ => {
+        let (rows, cols) = match rows_cols(&h.shape) {
+            Some(rc) => rc,
+            None => {
                 return Err(DataError::Rank {
                     path: path.to_path_buf(),
                     found: h.shape,
@@ -726,18 +746,7 @@ impl RowWriter {
             });
         }
         self.bytes.clear();
-        match self.dtype {
-            Dtype::F32 if cfg!(target_endian = "little") => {
-                self.bytes.extend_from_slice(bytemuck::cast_slice(row))
-            }
-            Dtype::F32 => row.iter().for_each(|v| self.bytes.extend_from_slice(&v.to_le_bytes())),
-            Dtype::F64 => {
-                row.iter().for_each(|v| self.bytes.extend_from_slice(&(*v as f64).to_le_bytes()))
-            }
-            _ => row
-                .iter()
-                .for_each(|v| self.bytes.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
-        }
+        encode_f32(self.dtype, row, &mut self.bytes);
         let w = self.w.as_mut().expect("writer present until finish");
         w.write_all(&self.bytes).map_err(|e| DataError::io(&self.tmp, "write", e))?;
         self.rows_left -= 1;
@@ -758,6 +767,19 @@ impl RowWriter {
             .and_then(|f| f.sync_all())
             .and_then(|_| std::fs::rename(&self.tmp, &self.path))
             .map_err(|e| DataError::io(&self.path, "write", e))
+    }
+}
+
+/// Append `values` to `out` as little-endian `dtype` (F32, F64; anything else F16): the bytes of
+/// rows of an `.npy` array, for writers that place rows themselves (the resumable latent cache).
+pub fn encode_f32(dtype: Dtype, values: &[f32], out: &mut Vec<u8>) {
+    match dtype {
+        Dtype::F32 if cfg!(target_endian = "little") => {
+            out.extend_from_slice(bytemuck::cast_slice(values))
+        }
+        Dtype::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Dtype::F64 => values.iter().for_each(|v| out.extend_from_slice(&(*v as f64).to_le_bytes())),
+        _ => values.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
     }
 }
 

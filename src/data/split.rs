@@ -49,13 +49,19 @@ pub fn uniform_below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
 
 /// A permutation of `0..n` by the Fisher–Yates shuffle described in the module docs.
 pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = seeded_rng(seed);
-    let mut idx: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = uniform_below(&mut rng, i as u64 + 1) as usize;
-        idx.swap(i, j);
+    shuffle(&(0..n).collect::<Vec<_>>(), &mut seeded_rng(seed))
+}
+
+/// `items` reordered by the Fisher–Yates shuffle of the module docs (step 4), drawing from
+/// `rng`: for `i` from `len-1` down to `1`, swap element `i` with element `uniform(i + 1)`.
+/// The split and the trainer's per-epoch shuffles both use it.
+pub fn shuffle<T: Clone>(items: &[T], rng: &mut ChaCha8Rng) -> Vec<T> {
+    let mut v = items.to_vec();
+    for i in (1..v.len()).rev() {
+        let j = uniform_below(rng, i as u64 + 1) as usize;
+        v.swap(i, j);
     }
-    idx
+    v
 }
 
 /// Split rows `0..n` into train and validation sets: `round(n * val_fraction)` validation rows

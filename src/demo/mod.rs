@@ -248,7 +248,7 @@ pub enum DemoError {
         reason: String,
     },
     /// A file or folder could not be written.
-    #[error("cannot {action} {}: {source}; check the folder is writable and the disk has space", path.display())]
+    #[error("cannot {action} {}; check the folder is writable and the disk has space", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -258,7 +258,7 @@ pub enum DemoError {
         source: std::io::Error,
     },
     /// An array file could not be written.
-    #[error("cannot write array {}: {source}; check the folder is writable and the disk has space", path.display())]
+    #[error("cannot write array {}; check the folder is writable and the disk has space", path.display())]
     Npy {
         /// The `.npy` file.
         path: PathBuf,
@@ -266,7 +266,7 @@ pub enum DemoError {
         source: ndarray_npy::WriteNpyError,
     },
     /// An image could not be written.
-    #[error("cannot write image {}: {source}; check the folder is writable and the disk has space", path.display())]
+    #[error("cannot write image {}; check the folder is writable and the disk has space", path.display())]
     Png {
         /// The `.png` file.
         path: PathBuf,
@@ -342,6 +342,22 @@ pub fn ensure_demo(out: &Path) -> Result<DemoSummary, DemoError> {
         Existing::Missing => generate(&DemoConfig::default(), out),
         Existing::Other => Err(DemoError::NotADemo { path: out.to_path_buf() }),
     }
+}
+
+/// The folder name of the embedded demo dataset: a data root named so is generated on first
+/// use (by `brainscope train` and the console).
+pub const DEMO_DIR_NAME: &str = "demo-data";
+
+/// Generate the demo at `root` (default settings) when `root` is named [`DEMO_DIR_NAME`] and
+/// lacks the `subject` folder; `Ok(true)` when it did. Any other root is left alone (the data
+/// layer reports what is missing). The trainer calls it through
+/// [`crate::train::trainer::TrainRequest::prepare_data`].
+pub fn ensure_demo_root(root: &Path, subject: &str) -> Result<bool, DemoError> {
+    if root.file_name().is_none_or(|n| n != DEMO_DIR_NAME) || root.join(subject).is_dir() {
+        return Ok(false);
+    }
+    ensure_demo(root)?;
+    Ok(true)
 }
 
 /// What [`prepare`] decided about an existing folder.

@@ -15,13 +15,13 @@ pub enum ControlError {
     #[error("experiment {dir} is not running (state: {state})")]
     NotRunning { dir: PathBuf, state: &'static str },
     /// status.json is unreadable.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Status { path: PathBuf, source: std::io::Error },
     /// The trainer runs on another host.
     #[error("experiment {dir} is running on host '{host}', not here; stop it there")]
     OtherHost { dir: PathBuf, host: String },
     /// Sending a signal failed (permissions).
-    #[error("cannot signal pid {pid}: {source}")]
+    #[error("cannot signal pid {pid}")]
     Signal { pid: u32, source: std::io::Error },
 }
 

@@ -26,7 +26,7 @@ pub enum LaunchError {
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     /// Spawning or preparing the log failed.
-    #[error("cannot start the trainer ({path}): {source}")]
+    #[error("cannot start the trainer ({path})")]
     Io { path: PathBuf, source: std::io::Error },
     /// The trainer exited right away.
     #[error("the trainer exited at once ({code}); last lines of {log}:\n{tail}")]

@@ -1,8 +1,9 @@
-//! The run lock: an exclusive `flock` on `experiments/<id>/lock`, held by the trainer for its
-//! whole life. The kernel drops it when the process dies (even on SIGKILL), so a stale lock file
-//! never blocks a restart. The file also records the holder's pid for error messages.
+//! The run lock: an exclusive lock on `experiments/<id>/lock` (std's `File::try_lock`, which is
+//! `flock` on Linux), held by the trainer for its whole life. The kernel drops it when the
+//! process dies (even on SIGKILL), so a stale lock file never blocks a restart. The file also
+//! records the holder's pid for error messages.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ pub enum LockError {
     #[error("experiment is already being trained (lock {path} held{})", holder_text(*.holder))]
     Held { path: PathBuf, holder: Option<u32> },
     /// The lock file could not be opened or locked.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Io { path: PathBuf, source: std::io::Error },
 }
 
@@ -82,8 +83,7 @@ pub fn is_held(path: &Path) -> Result<Option<Option<u32>>, LockError> {
     }
     let mut file = open(path)?;
     if try_flock(&file, path)? {
-        // SAFETY: unlocking a descriptor we own.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        file.unlock().map_err(|source| LockError::Io { path: path.to_path_buf(), source })?;
         Ok(None)
     } else {
         Ok(Some(read_holder(&mut file)))
@@ -100,20 +100,12 @@ fn open(path: &Path) -> Result<File, LockError> {
         .map_err(|source| LockError::Io { path: path.to_path_buf(), source })
 }
 
-/// `flock(LOCK_EX | LOCK_NB)`: `Ok(true)` when taken, `Ok(false)` when held elsewhere.
+/// Exclusive, non-blocking: `Ok(true)` when taken, `Ok(false)` when held elsewhere.
 fn try_flock(file: &File, path: &Path) -> Result<bool, LockError> {
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(LockError::Io { path: path.to_path_buf(), source: err }),
-        }
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(source)) => Err(LockError::Io { path: path.to_path_buf(), source }),
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub enum RegistryError {
     /// The experiments folder itself is missing or unreadable.
     #[error(
-        "cannot read experiments folder {path}: {source} (pass --dir or create it with one <id>/experiment.toml per experiment)"
+        "cannot read experiments folder {path} (pass --dir or create it with one <id>/experiment.toml per experiment)"
     )]
     Dir { path: PathBuf, source: std::io::Error },
     /// No experiment folder with that id.
@@ -165,7 +165,7 @@ impl Registry {
             let config = match ExperimentConfig::load(&dir) {
                 Ok(c) => c,
                 Err(e) => {
-                    scan.invalid.push(InvalidExperiment { dir, error: e.to_string() });
+                    scan.invalid.push(InvalidExperiment { dir, error: crate::errors::chain(&e) });
                     continue;
                 }
             };

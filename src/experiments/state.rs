@@ -18,6 +18,25 @@ pub mod files {
     pub const RECON: &str = "recon";
     /// Held (flock) while a trainer runs.
     pub const LOCK: &str = "lock";
+    /// Index of one epoch's reconstructions: `recon/epoch-NNN/samples.json`.
+    pub const RECON_INDEX: &str = "samples.json";
+}
+
+/// The kinds of image in `recon/epoch-NNN/`: `sample-XX-<kind>.png` ([`recon_file_name`]).
+pub mod recon {
+    /// The real stimulus image, resized to the decoder's output size.
+    pub const TARGET: &str = "target";
+    /// The low-level model's predicted latent decoded by the VAE.
+    pub const LOWLEVEL: &str = "lowlevel";
+    /// Reserved for the high-level (Stable Diffusion) reconstruction.
+    pub const HIGHLEVEL: &str = "highlevel";
+    /// Every kind, in display order.
+    pub const KINDS: [&str; 3] = [TARGET, LOWLEVEL, HIGHLEVEL];
+}
+
+/// `sample-XX-<kind>.png`: the file of one reconstruction sample inside `recon/epoch-NNN/`.
+pub fn recon_file_name(sample: usize, kind: &str) -> String {
+    format!("sample-{sample:02}-{kind}.png")
 }
 
 /// What an experiment is doing, as the console and `status` show it.

@@ -63,37 +63,66 @@ pub enum LowLevelError {
         "low-level model weights {0} do not exist; expected a safetensors state dict written by `brainscope train`"
     )]
     Missing(PathBuf),
-    /// Reading the weights failed or they do not fit the config (the message names the file).
-    #[error("{0} (was the checkpoint made with another model config?)")]
+    /// Reading the weights failed or they do not fit the config (the source names the file).
+    #[error(
+        "the weights do not fit this low-level model (was the checkpoint made with another [model] config?)"
+    )]
     Weights(#[from] WeightsError),
 }
 
-/// Configuration of [`LowLevelModel`]. Defaults are the paper's (except `input_voxels`).
+/// The widths and dropouts of [`LowLevelModel`] an experiment chooses: the `[model]` section of
+/// `experiment.toml` (nested in [`crate::experiments::config::ExperimentConfig`] as burn's guide
+/// nests a model config in a training config). Defaults are the paper's. Everything else the
+/// model needs (input voxels, latent shape) comes from the data, in [`LowLevelConfig`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LowLevelWidths {
+    /// MLP width h.
+    pub hidden: usize,
+    /// Number of residual MLP blocks.
+    pub blocks: usize,
+    /// Dropout after the input layer.
+    pub dropout_in: f64,
+    /// Dropout in every residual block.
+    pub dropout_block: f64,
+    /// Channels C of the `[B, C, s, s]` map fed to the upsampler.
+    pub proj_channels: usize,
+    /// The upsampler's `block_out_channels` (diffusers order: first = highest resolution; each a
+    /// multiple of the upsampler's 32 GroupNorm groups).
+    pub upsampler_channels: Vec<usize>,
+}
+
+impl Default for LowLevelWidths {
+    /// The paper's: 2048 wide, 4 residual blocks, dropouts 0.5 / 0.3, a `[64, 16, 16]` map into a
+    /// `[64, 128, 256]` upsampler.
+    fn default() -> Self {
+        Self {
+            hidden: 2048,
+            blocks: 4,
+            dropout_in: 0.5,
+            dropout_block: 0.3,
+            proj_channels: 64,
+            upsampler_channels: vec![64, 128, 256],
+        }
+    }
+}
+
+/// Groups of the upsampler's GroupNorms (diffusers `norm_num_groups`): every upsampler width
+/// must be a multiple of it.
+pub const UPSAMPLER_GROUPS: usize = 32;
+
+/// Configuration of [`LowLevelModel`]: the experiment's [`LowLevelWidths`] plus what the data
+/// fixes. Defaults are the paper's (except `input_voxels`).
 #[derive(Config, Debug)]
 pub struct LowLevelConfig {
     /// Number of input voxels V (paper: 39548 for subj01's ROI set).
     pub input_voxels: usize,
-    /// MLP width h.
-    #[config(default = 2048)]
-    pub hidden: usize,
-    /// Number of residual MLP blocks.
-    #[config(default = 4)]
-    pub blocks: usize,
-    /// Dropout after the input layer.
-    #[config(default = 0.5)]
-    pub dropout_in: f64,
-    /// Dropout in every residual block.
-    #[config(default = 0.3)]
-    pub dropout_block: f64,
-    /// Channels C of the `[B, C, s, s]` map fed to the upsampler.
-    #[config(default = 64)]
-    pub proj_channels: usize,
+    /// Widths and dropouts (experiment.toml `[model]`).
+    #[config(default = "LowLevelWidths::default()")]
+    pub widths: LowLevelWidths,
     /// Side s of the `[B, C, s, s]` map fed to the upsampler.
     #[config(default = 16)]
     pub proj_size: usize,
-    /// The upsampler's `block_out_channels` (diffusers order: first = highest resolution).
-    #[config(default = "vec![64, 128, 256]")]
-    pub block_out_channels: Vec<usize>,
     /// The upsampler's resnets per up block minus one (diffusers `layers_per_block`).
     #[config(default = 1)]
     pub layers_per_block: usize,
@@ -101,7 +130,7 @@ pub struct LowLevelConfig {
     #[config(default = 4)]
     pub out_channels: usize,
     /// Groups of the upsampler's GroupNorms (diffusers `norm_num_groups`).
-    #[config(default = 32)]
+    #[config(default = "UPSAMPLER_GROUPS")]
     pub norm_groups: usize,
 }
 
@@ -115,30 +144,49 @@ impl LowLevelConfig {
     /// upsampler keeps the paper's three up blocks (x4), so `proj_size = side / 4`
     /// (the demo's `[4, 16, 16]` latents of 64 px images give `proj_size` 4).
     pub fn for_latent(input_voxels: usize, latent: [usize; 3]) -> Result<Self, LowLevelError> {
+        Self::sized(input_voxels, LowLevelWidths::default(), latent)
+    }
+
+    /// `widths` sized for a VAE latent of shape `[channels, side, side]`: each upsampler entry
+    /// after the first doubles the side, so `proj_size = side / 2^(entries - 1)`.
+    pub fn sized(
+        input_voxels: usize,
+        widths: LowLevelWidths,
+        latent: [usize; 3],
+    ) -> Result<Self, LowLevelError> {
         let [c, h, w] = latent;
-        let base = Self::new(input_voxels).with_out_channels(c);
-        let up = 1 << (base.block_out_channels.len() - 1);
+        let ups = widths.upsampler_channels.len();
+        if ups == 0 {
+            return Err(LowLevelError::Config(
+                "[model] upsampler_channels is empty; give at least one width (the paper's: [64, 128, 256])"
+                    .into(),
+            ));
+        }
+        let up = 1usize << (ups - 1);
         if h != w || h % up != 0 || h == 0 {
             return Err(LowLevelError::Config(format!(
-                "latent {latent:?} must be square with a side divisible by {up} (the upsampler's x{up})"
+                "latent {latent:?} must be square with a side divisible by {up} (the upsampler's \
+                 x{up} from [model] upsampler_channels {:?}: each entry after the first doubles the \
+                 side); use fewer upsampler entries or another image size",
+                widths.upsampler_channels
             )));
         }
-        Ok(base.with_proj_size(h / up))
+        Ok(Self::new(input_voxels).with_widths(widths).with_out_channels(c).with_proj_size(h / up))
     }
 
     /// Shape of one output latent: `[out_channels, s * 2^(n-1), s * 2^(n-1)]`.
     pub fn output_shape(&self) -> [usize; 3] {
-        let side = self.proj_size << self.block_out_channels.len().saturating_sub(1);
+        let side = self.proj_size << self.widths.upsampler_channels.len().saturating_sub(1);
         [self.out_channels, side, side]
     }
 
     /// Number of trainable parameters, computed from the config without building the model
     /// (the paper's size: 138,188,228 at V = 39548).
     pub fn num_params(&self) -> usize {
-        let (v, h, c) = (self.input_voxels, self.hidden, self.proj_channels);
+        let (v, h, c) = (self.input_voxels, self.widths.hidden, self.widths.proj_channels);
         let mlp = v * h
             + 2 * h
-            + self.blocks * (h * h + 2 * h)
+            + self.widths.blocks * (h * h + 2 * h)
             + h * c * self.proj_size * self.proj_size
             + 2 * c;
         mlp + self.upsampler_params()
@@ -151,9 +199,9 @@ impl LowLevelConfig {
         let resnet = |i: usize, o: usize| {
             2 * i + conv(i, o, 3) + 2 * o + conv(o, o, 3) + if i != o { conv(i, o, 1) } else { 0 }
         };
-        let b = &self.block_out_channels;
-        let top = *b.last().expect("block_out_channels is not empty");
-        let mut n = conv(self.proj_channels, top, 3);
+        let b = &self.widths.upsampler_channels;
+        let top = *b.last().expect("upsampler_channels is not empty");
+        let mut n = conv(self.widths.proj_channels, top, 3);
         n += 2 * resnet(top, top) + 2 * top + 4 * (top * top + top);
         let mut prev = top;
         for (i, &out) in b.iter().rev().enumerate() {
@@ -174,24 +222,25 @@ impl LowLevelConfig {
 
     /// [`Self::init`] drawing from whatever state burn's generator is in.
     fn init_unseeded(&self, device: &Device) -> LowLevelModel {
-        let (h, c, s) = (self.hidden, self.proj_channels, self.proj_size);
+        let w = &self.widths;
+        let (h, c, s) = (w.hidden, w.proj_channels, self.proj_size);
         let linear = |d_in: usize, d_out: usize| xavier_linear(d_in, d_out, device);
         let norm = || LayerNormConfig::new(h).init(device);
         let model = LowLevelModel {
             lin0: (linear(self.input_voxels, h), norm()),
-            mlp: (0..self.blocks).map(|_| (linear(h, h), norm())).collect(),
+            mlp: (0..w.blocks).map(|_| (linear(h, h), norm())).collect(),
             lin1: linear(h, c * s * s),
             norm: GroupNormConfig::new(1, c).init(device),
             upsampler: DecoderConfig::new(
                 c,
                 self.out_channels,
-                self.block_out_channels.clone(),
+                w.upsampler_channels.clone(),
                 self.layers_per_block,
             )
             .with_norm_num_groups(self.norm_groups)
             .init(device),
-            drop_in: DropoutConfig::new(self.dropout_in).init(),
-            drop_block: DropoutConfig::new(self.dropout_block).init(),
+            drop_in: DropoutConfig::new(w.dropout_in).init(),
+            drop_block: DropoutConfig::new(w.dropout_block).init(),
             proj_channels: c,
             proj_size: s,
         };

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum AdamWError {
     /// The state file could not be read or written.
-    #[error("optimizer state {path}: {source}")]
+    #[error("cannot read or write optimizer state {path}")]
     Io {
         /// The file.
         path: PathBuf,

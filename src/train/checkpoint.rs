@@ -31,7 +31,7 @@ pub const BEST: &str = "best";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Filesystem error.
-    #[error("checkpoint I/O on {path}: {source}")]
+    #[error("checkpoint I/O on {path} failed")]
     Io { path: PathBuf, source: std::io::Error },
     /// No manifest: the checkpoint was never completed.
     #[error("{path} is missing: incomplete checkpoint (the trainer was killed while writing it)")]
@@ -101,21 +101,74 @@ pub struct Tags {
 
 /// 64-bit checksum (FNV-1a over little-endian 8-byte words, then the tail bytes, then the
 /// length), hex. Fast enough for hundreds of MB; meant to catch truncation and corruption, not
-/// tampering.
+/// tampering. [`Checksum`] computes the same value over bytes that arrive in pieces.
 pub fn checksum(bytes: &[u8]) -> String {
+    let mut c = Checksum::new();
+    c.update(bytes);
+    c.finish()
+}
+
+/// The streaming form of [`checksum`]: the same value for the same bytes however they are split
+/// into [`update`](Self::update) calls (also the latent cache's content fingerprint).
+#[derive(Debug, Clone)]
+pub struct Checksum {
+    h: u64,
+    pending: [u8; 8],
+    n_pending: usize,
+    len: u64,
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Checksum {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
-        h = (h ^ w).wrapping_mul(PRIME);
-        h ^= h >> 29;
+
+    /// An empty checksum.
+    pub fn new() -> Self {
+        Self { h: 0xcbf2_9ce4_8422_2325, pending: [0; 8], n_pending: 0, len: 0 }
     }
-    for &b in chunks.remainder() {
-        h = (h ^ b as u64).wrapping_mul(PRIME);
+
+    fn word(&mut self, w: u64) {
+        self.h = (self.h ^ w).wrapping_mul(Self::PRIME);
+        self.h ^= self.h >> 29;
     }
-    h = (h ^ bytes.len() as u64).wrapping_mul(PRIME);
-    format!("{h:016x}")
+
+    /// Add `bytes`.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.n_pending > 0 {
+            let take = (8 - self.n_pending).min(bytes.len());
+            self.pending[self.n_pending..self.n_pending + take].copy_from_slice(&bytes[..take]);
+            self.n_pending += take;
+            bytes = &bytes[take..];
+            if self.n_pending < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.pending));
+            self.n_pending = 0;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
+        }
+        let rest = chunks.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.n_pending = rest.len();
+    }
+
+    /// The checksum of everything added, hex.
+    pub fn finish(&self) -> String {
+        let mut h = self.h;
+        for &b in &self.pending[..self.n_pending] {
+            h = (h ^ b as u64).wrapping_mul(Self::PRIME);
+        }
+        h = (h ^ self.len).wrapping_mul(Self::PRIME);
+        format!("{h:016x}")
+    }
 }
 
 /// The checkpoints folder of one experiment.
@@ -382,6 +435,24 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streaming_checksum_matches_one_shot_for_any_split() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let whole = checksum(&bytes);
+        assert_eq!(whole, checksum(&bytes.clone()));
+        assert_ne!(whole, checksum(&bytes[..999]));
+        for cut in [0, 1, 3, 7, 8, 9, 500, 999, 1000] {
+            for piece in [1, 3, 8, 13, 4096] {
+                let mut c = Checksum::new();
+                c.update(&bytes[..cut]);
+                for p in bytes[cut..].chunks(piece) {
+                    c.update(p);
+                }
+                assert_eq!(c.finish(), whole, "cut {cut}, pieces of {piece}");
+            }
+        }
+    }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct Meta {

@@ -68,7 +68,7 @@ pub struct ValPoint {
 }
 
 /// Kinds of reconstruction image, in display order.
-pub const RECON_KINDS: [&str; 3] = ["target", "lowlevel", "highlevel"];
+pub const RECON_KINDS: [&str; 3] = crate::experiments::state::recon::KINDS;
 
 /// Lines of `train.log` kept for the detail view.
 const LOG_LINES: usize = 200;

@@ -45,7 +45,9 @@ fn cache_matches_direct_encode_and_is_reused() {
     let tmp = tempfile::tempdir().unwrap();
     let imgs = images(tmp.path());
     let j = job(tmp.path(), imgs.clone(), LatentMode::Mode);
-    let path = ensure_latent_cache(&j, &device).unwrap();
+    let built = ensure_latent_cache(&j, &device).unwrap();
+    assert_eq!(built.rebuilt_because, None, "a first build replaces nothing");
+    let path = built.path;
     let cache = LatentCache::open(&path).unwrap();
     assert_eq!(cache.len(), 5);
     assert_eq!(cache.shape(), [4, 16, 16]);
@@ -66,12 +68,14 @@ fn cache_matches_direct_encode_and_is_reused() {
 
     // Up to date: reused without rewriting.
     let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-    ensure_latent_cache(&j, &device).unwrap();
+    assert_eq!(ensure_latent_cache(&j, &device).unwrap().rebuilt_because, None);
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
-    // A changed image list makes it stale.
+    // A changed image list makes it stale, and says so.
     let j2 = job(tmp.path(), imgs[..4].to_vec(), LatentMode::Mode);
-    let path2 = ensure_latent_cache(&j2, &device).unwrap();
-    assert_eq!(LatentCache::open(&path2).unwrap().len(), 4);
+    let built2 = ensure_latent_cache(&j2, &device).unwrap();
+    let reason = built2.rebuilt_because.expect("a rebuild says why");
+    assert!(reason.contains("image count 5 -> 4") && reason.contains("--restart"), "{reason}");
+    assert_eq!(LatentCache::open(&built2.path).unwrap().len(), 4);
     assert!(cache.rows(&[5]).is_err());
 }
 
@@ -83,7 +87,7 @@ fn interrupted_run_resumes_from_the_marker() {
     let j = job(tmp.path(), imgs, LatentMode::Mode);
     // A full run gives the reference; turn it into a "partial" run with 2 rows done and rows 0..2
     // overwritten by a marker value, which a resumed run must keep.
-    let path = ensure_latent_cache(&j, &device).unwrap();
+    let path = ensure_latent_cache(&j, &device).unwrap().path;
     let reference = LatentCache::open(&path).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
     let mut meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sidecar_path(&path)).unwrap()).unwrap();
@@ -104,7 +108,7 @@ fn interrupted_run_resumes_from_the_marker() {
     std::fs::remove_file(&path).unwrap();
     std::fs::remove_file(sidecar_path(&path)).unwrap();
 
-    let path = ensure_latent_cache(&j, &device).unwrap();
+    let path = ensure_latent_cache(&j, &device).unwrap().path;
     let resumed = LatentCache::open(&path).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
     assert!(
         resumed.slice(ndarray::s![0..2, .., .., ..]).iter().all(|v| *v == 7.0),
@@ -131,7 +135,7 @@ fn samples_are_seeded_per_image_independent_of_batch() {
     m.out = tmp.path().join("m.npy");
     m.mode = LatentMode::Mode;
     let rows = |j: &LatentJob| {
-        LatentCache::open(&ensure_latent_cache(j, &device).unwrap())
+        LatentCache::open(&ensure_latent_cache(j, &device).unwrap().path)
             .unwrap()
             .rows(&[0, 1, 2, 3, 4])
             .unwrap()
@@ -152,4 +156,71 @@ fn unreadable_image_is_an_error_naming_it() {
     let err = ensure_latent_cache(&job(tmp.path(), imgs, LatentMode::Mode), &device).unwrap_err();
     assert!(err.to_string().contains("bad.png"), "{err}");
     assert!(!tmp.path().join("latents/cache.npy").exists());
+}
+
+/// Set `path`'s mtime back to `mtime` (what `cp -p` or `rsync -t` of another file does).
+fn set_mtime(path: &Path, mtime: std::time::SystemTime) {
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(mtime).unwrap();
+}
+
+#[test]
+fn content_changes_are_noticed_whatever_the_size_and_mtime_and_named() {
+    let device = brainscope::backend::default_device();
+    let tmp = tempfile::tempdir().unwrap();
+    let imgs = images(tmp.path());
+    // Every image padded to one size (PNG decoders stop at IEND), so a replacement can have
+    // exactly the size of the original.
+    let size = 64 * 1024;
+    let pad_to = |path: &Path, mut bytes: Vec<u8>| {
+        assert!(bytes.len() <= size);
+        bytes.resize(size, 0);
+        std::fs::write(path, bytes).unwrap();
+    };
+    for p in &imgs {
+        pad_to(p, std::fs::read(p).unwrap());
+    }
+    // A private copy of the fixture VAE, to change its weights.
+    let vae = tmp.path().join("vae");
+    std::fs::create_dir_all(&vae).unwrap();
+    for e in std::fs::read_dir(fixture_vae()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), vae.join(e.file_name())).unwrap();
+    }
+    let mut j = job(tmp.path(), imgs.clone(), LatentMode::Mode);
+    j.vae = vae.clone();
+    let first = ensure_latent_cache(&j, &device).unwrap();
+    let rows = |p: &Path| LatentCache::open(p).unwrap().rows(&[0, 1, 2, 3, 4]).unwrap();
+    let reference = rows(&first.path);
+
+    // Image 1 replaced by another image of the same byte size, mtime restored.
+    let mtime = std::fs::metadata(&imgs[1]).unwrap().modified().unwrap();
+    let other = tmp.path().join("other.png");
+    RgbImage::from_fn(40, 40, |x, y| Rgb([(y * 6) as u8, 200, (x * 6) as u8]))
+        .save(&other)
+        .unwrap();
+    pad_to(&imgs[1], std::fs::read(&other).unwrap());
+    set_mtime(&imgs[1], mtime);
+    assert_eq!(std::fs::metadata(&imgs[1]).unwrap().len(), size as u64);
+    let built = ensure_latent_cache(&j, &device).unwrap();
+    let reason = built.rebuilt_because.expect("the image change is noticed");
+    assert!(reason.contains("the images changed") && !reason.contains("VAE"), "{reason}");
+    let after = rows(&built.path);
+    assert_ne!(after, reference, "row 1 re-encoded");
+
+    // The VAE's weights changed in place (same size, same mtime): one byte of a float flipped.
+    let weights = vae.join("diffusion_pytorch_model.safetensors");
+    let mtime = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&weights, &bytes).unwrap();
+    set_mtime(&weights, mtime);
+    let built = ensure_latent_cache(&j, &device).unwrap();
+    let reason = built.rebuilt_because.expect("the VAE change is noticed");
+    assert!(
+        reason.contains("the VAE's config.json or weights") && reason.contains("vae"),
+        "{reason}"
+    );
+    assert!(!reason.contains("the images changed"), "{reason}");
+    assert_eq!(ensure_latent_cache(&j, &device).unwrap().rebuilt_because, None, "now up to date");
 }

@@ -4,7 +4,7 @@
 //! Also: the parameter-count formula against PyTorch's count at the tiny and the paper's size,
 //! save/load round trip, seeded init and one training step through autodiff + AdamW.
 
-use brainscope::models::lowlevel::{LowLevelConfig, LowLevelModel};
+use brainscope::models::lowlevel::{LowLevelConfig, LowLevelModel, LowLevelWidths};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -29,11 +29,14 @@ fn meta() -> Meta {
 
 fn tiny_config(m: &Meta) -> LowLevelConfig {
     LowLevelConfig::new(m.v)
-        .with_hidden(m.h)
-        .with_blocks(m.n_blocks)
-        .with_proj_channels(m.c)
+        .with_widths(LowLevelWidths {
+            hidden: m.h,
+            blocks: m.n_blocks,
+            proj_channels: m.c,
+            upsampler_channels: m.block_out.clone(),
+            ..LowLevelWidths::default()
+        })
         .with_proj_size(m.s)
-        .with_block_out_channels(m.block_out.clone())
         .with_norm_groups(m.groups)
 }
 
@@ -111,9 +114,9 @@ fn save_load_round_trip() {
     let err = max_abs_diff(model.forward(x.clone()).into_data(), back.forward(x).into_data());
     assert_eq!(err, 0.0);
     // A file of another config is refused with a clear error.
-    let other = cfg.clone().with_hidden(m.h + 1);
-    let e = LowLevelModel::load(&other, &path, &device).unwrap_err().to_string();
-    assert!(e.contains("model.safetensors"), "{e}");
+    let other = cfg.clone().with_widths(LowLevelWidths { hidden: m.h + 1, ..cfg.widths.clone() });
+    let e = brainscope::errors::chain(&LowLevelModel::load(&other, &path, &device).unwrap_err());
+    assert!(e.contains("model.safetensors") && e.contains("another [model] config"), "{e}");
     assert!(LowLevelModel::load(&cfg, &dir.path().join("none.safetensors"), &device).is_err());
 }
 

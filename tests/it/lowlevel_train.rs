@@ -2,7 +2,7 @@
 //! follow the rule (decay on linear/conv/attention weights only), and a few steps on a fixed
 //! batch lower the L1 loss with dropout active on the autodiff device.
 
-use brainscope::models::lowlevel::LowLevelConfig;
+use brainscope::models::lowlevel::{LowLevelConfig, LowLevelWidths};
 use brainscope::train::adamw::{AdamWConfig, param_groups};
 use brainscope::train::onecycle::OneCycleConfig;
 use burn::optim::GradientsParams;
@@ -11,11 +11,14 @@ use burn::tensor::Distribution;
 
 fn tiny() -> LowLevelConfig {
     LowLevelConfig::new(24)
-        .with_hidden(32)
-        .with_blocks(2)
-        .with_proj_channels(8)
+        .with_widths(LowLevelWidths {
+            hidden: 32,
+            blocks: 2,
+            proj_channels: 8,
+            upsampler_channels: vec![8, 16],
+            ..LowLevelWidths::default()
+        })
         .with_proj_size(4)
-        .with_block_out_channels(vec![8, 16])
         .with_norm_groups(4)
 }
 

@@ -11,6 +11,7 @@ mod demo_learnable;
 mod e2e_console;
 mod e2e_console_training;
 mod eval_metrics;
+mod hardening_runs;
 mod latents_cache;
 mod lowlevel_parity;
 mod lowlevel_train;
