@@ -16,7 +16,7 @@ pub enum RunError {
     #[error(transparent)]
     Lock(#[from] LockError),
     /// A run-state file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io { path: PathBuf, source: std::io::Error },
 }
 
