@@ -7,8 +7,10 @@
 pub mod app;
 pub mod chart;
 pub mod event;
+pub mod history;
 pub mod image;
 pub mod keys;
 pub mod model;
 pub mod terminal;
+pub mod theme;
 pub mod views;
