@@ -167,8 +167,8 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// Bytes read from the end of metrics.jsonl by [`RunReader::open_at_end`]: enough for the rate
-/// window of the ETA and the last records.
-pub const TAIL_WINDOW: u64 = 16 * 1024;
+/// window of the ETA (64 train records of about 100 bytes) and the last records.
+pub const TAIL_WINDOW: u64 = 8 * 1024;
 
 /// One experiment's run files, read incrementally: status.json (re-read when it changes, the
 /// last good one kept over a torn read) and metrics.jsonl (tailed), folded into a

@@ -199,6 +199,15 @@ impl MinMaxPyramid {
         ys.for_each(|v| self.push(v));
     }
 
+    /// Make room for `n` points in the finest level (the coarser ones, half as big together,
+    /// grow as points arrive).
+    pub fn reserve(&mut self, n: usize) {
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].reserve_exact((n >> BASE) + 1);
+    }
+
     /// Release spare capacity (after a bulk load).
     pub fn shrink_to_fit(&mut self) {
         self.levels.iter_mut().for_each(Vec::shrink_to_fit);

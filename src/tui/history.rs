@@ -61,6 +61,15 @@ impl History {
         }
     }
 
+    /// An empty history with room for `n` train points.
+    pub fn with_capacity(smoothing: f64, n: usize) -> Self {
+        let mut h = Self::new(smoothing);
+        h.loss.reserve_exact(n);
+        h.lr.reserve_exact(n);
+        h.pyramids.iter_mut().for_each(|p| p.reserve(n));
+        h
+    }
+
     /// Forget every record (the file was replaced).
     pub fn clear(&mut self) {
         *self = Self::new(self.ema.weight());

@@ -189,7 +189,9 @@ impl Experiment {
             return false;
         }
         let tail = self.reader.tail();
-        let mut history = History::new(self.smoothing);
+        // Room for every record up front (a train line is over 50 bytes): no growth by
+        // doubling, whose abandoned blocks would stay resident. Untouched spare capacity is not.
+        let mut history = History::with_capacity(self.smoothing, (tail.consumed() / 50) as usize);
         match read_prefix(tail.path(), tail.consumed(), tail.identity(), |r| history.push(r)) {
             Ok(Some(_)) => {
                 history.shrink_to_fit();
@@ -409,6 +411,9 @@ impl Votes {
 struct PrefixLoader {
     tx: Sender<(PathBuf, PrefixRequest)>,
     rx: Receiver<(PathBuf, u64, Result<Option<MetricsSummary>, String>)>,
+    /// Requests not sent yet: the worker starts only once the table is up (its first
+    /// [`Project::collect_loaded`]), so it does not compete with the first frame for the CPU.
+    queued: Vec<(PathBuf, PrefixRequest)>,
     pending: usize,
 }
 
@@ -427,12 +432,19 @@ impl PrefixLoader {
                 }
             })
             .expect("spawning the metrics thread");
-        Self { tx, rx, pending: 0 }
+        Self { tx, rx, queued: Vec::new(), pending: 0 }
     }
 
     fn request(&mut self, dir: &Path, request: PrefixRequest) {
-        if self.tx.send((dir.to_path_buf(), request)).is_ok() {
-            self.pending += 1;
+        self.queued.push((dir.to_path_buf(), request));
+        self.pending += 1;
+    }
+
+    fn send_queued(&mut self) {
+        for job in self.queued.drain(..) {
+            if self.tx.send(job).is_err() {
+                self.pending -= 1;
+            }
         }
     }
 }
@@ -513,6 +525,7 @@ impl Project {
     /// Take the earlier records read by the worker thread; returns whether anything changed.
     pub fn collect_loaded(&mut self) -> bool {
         let Some(loader) = &mut self.loader else { return false };
+        loader.send_queued();
         let mut changed = false;
         while let Ok((dir, era, result)) = loader.rx.try_recv() {
             loader.pending -= 1;
