@@ -188,6 +188,8 @@ pub struct ChartCache {
     pub key: (u64, u16, bool, bool),
     /// Raw loss, smoothed loss, learning rate.
     pub series: [Vec<(f64, f64)>; 3],
+    /// Which of `series` were computed for `key` (each chart asks only for its own).
+    pub computed: [bool; 3],
 }
 
 /// The whole console state.
@@ -235,8 +237,10 @@ pub struct App {
     pub dirty: bool,
     /// Leave the event loop.
     pub quit: bool,
-    /// Per-experiment downsampled chart series.
-    pub chart_cache: HashMap<String, ChartCache>,
+    /// Downsampled chart series per (experiment, chart width in buckets): the train and lr
+    /// charts differ in width, and one cache each keeps them from recomputing each other's
+    /// series every frame.
+    pub chart_cache: HashMap<(String, u16), ChartCache>,
     control_tx: Sender<ControlDone>,
     control_rx: Receiver<ControlDone>,
 }

@@ -170,17 +170,25 @@ impl History {
         true
     }
 
-    /// The values of a whole series (what the pyramid indexes), for short histories drawn
-    /// point by point.
-    pub fn values(&self, series: Series) -> Vec<f64> {
+    /// The values of a whole series in order (what the pyramid indexes), for short histories
+    /// drawn point by point; the smoothed loss is recomputed on the way.
+    pub fn values(&self, series: Series) -> Box<dyn Iterator<Item = f64> + '_> {
         match series {
-            Series::Loss => self.loss.iter().map(|&v| f64::from(v)).collect(),
-            Series::Lr => self.lr.iter().map(|&v| f64::from(v)).collect(),
+            Series::Loss => Box::new(self.loss.iter().map(|&v| f64::from(v))),
+            Series::Lr => Box::new(self.lr.iter().map(|&v| f64::from(v))),
             Series::Smoothed => {
                 let mut ema = Ema::new(self.ema.weight());
-                self.loss.iter().map(|&l| f64::from(ema.push(f64::from(l)) as f32)).collect()
+                Box::new(self.loss.iter().map(move |&l| f64::from(ema.push(f64::from(l)) as f32)))
             }
         }
+    }
+
+    /// The global step of every train point, in order.
+    pub fn steps(&self) -> impl Iterator<Item = u64> + '_ {
+        let ends = self.step_runs.iter().skip(1).map(|&(i, _)| i as usize).chain([self.len()]);
+        self.step_runs.iter().zip(ends).flat_map(|(&(first, step), end)| {
+            (0..(end - first as usize) as u64).map(move |k| step + k)
+        })
     }
 
     /// The min/max pyramid of a series.
@@ -236,8 +244,10 @@ mod tests {
         assert_eq!(h.lr(20), None);
         assert!((h.loss(2) - 1.0 / 3.0).abs() < 1e-7);
         assert_eq!(h.val(), &[ValPoint { epoch: 1, step: 20, l1: 0.5 }]);
-        let smoothed = h.values(Series::Smoothed);
+        let smoothed: Vec<f64> = h.values(Series::Smoothed).collect();
         assert_eq!(smoothed[0], h.loss(0), "the debiased EMA starts at the first value");
+        let steps: Vec<u64> = h.steps().collect();
+        assert_eq!(steps, (0..21).map(|i| h.step(i)).collect::<Vec<_>>());
         assert!(h.heap_bytes() > 0);
     }
 

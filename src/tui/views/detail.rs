@@ -79,20 +79,26 @@ fn ytrans(v: f64, log: bool) -> f64 {
     if log { v.max(1e-12).log10() } else { v }
 }
 
-/// Downsampled (raw, smoothed, lr) series of `e`, from the cache when nothing changed.
+/// Downsampled (raw, smoothed, lr) series of `e`, of which those in `wanted` are up to date
+/// (from the cache when nothing changed).
 fn series<'a>(
     cache: &'a mut ChartCache,
     e: &Experiment,
     buckets: u16,
     x_epochs: bool,
     log_y: bool,
+    wanted: &[Series],
 ) -> &'a [Vec<(f64, f64)>; 3] {
     let key = (e.generation, buckets, x_epochs, log_y);
     let Some(h) = e.history.as_ref().filter(|h| !h.is_empty()) else {
-        cache.series = Default::default();
+        *cache = ChartCache::default();
         return &cache.series;
     };
-    if cache.key != key || cache.series[0].is_empty() {
+    if cache.key != key {
+        cache.computed = [false; 3];
+        cache.key = key;
+    }
+    if wanted.iter().any(|&s| !cache.computed[s as usize]) {
         let spe = if x_epochs { e.steps_per_epoch() } else { None };
         let n = h.len();
         let (x0, x1) = (train_x(h.step(0), spe), train_x(h.step(n - 1), spe));
@@ -107,15 +113,19 @@ fn series<'a>(
                 b,
             ),
             None => downsample_minmax(
-                (0..n).map(|i| train_x(h.step(i), spe)),
-                h.values(s).into_iter().map(|v| ytrans(v, log_y)),
+                h.steps().map(|step| train_x(step, spe)),
+                h.values(s).map(|v| ytrans(v, log_y)),
                 x0,
                 x1,
                 b,
             ),
         };
-        cache.series = [one(Series::Loss), one(Series::Smoothed), one(Series::Lr)];
-        cache.key = key;
+        for &s in wanted {
+            if !cache.computed[s as usize] {
+                cache.series[s as usize] = one(s);
+                cache.computed[s as usize] = true;
+            }
+        }
     }
     &cache.series
 }
@@ -243,8 +253,8 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let mut all: Vec<(String, [Vec<(f64, f64)>; 3])> = Vec::new();
     for i in std::iter::once(idx).chain(overlays(app, idx)) {
         let e = &app.project.experiments[i];
-        let cache = app.chart_cache.entry(e.id.clone()).or_default();
-        let s = series(cache, e, buckets, x_epochs, log_y);
+        let cache = app.chart_cache.entry((e.id.clone(), buckets)).or_default();
+        let s = series(cache, e, buckets, x_epochs, log_y, &[Series::Loss, Series::Smoothed]);
         all.push((e.id.clone(), [s[0].clone(), s[1].clone(), Vec::new()]));
     }
     let mut datasets = Vec::new();
@@ -348,8 +358,8 @@ fn lr_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     }
     let buckets = buckets_for(area);
     let (x_epochs, log_y) = (app.x_epochs, app.log_y);
-    let cache = app.chart_cache.entry(e.id.clone()).or_default();
-    let lr = series(cache, e, buckets, x_epochs, log_y)[2].clone();
+    let cache = app.chart_cache.entry((e.id.clone(), buckets)).or_default();
+    let lr = series(cache, e, buckets, x_epochs, log_y, &[Series::Lr])[2].clone();
     let xb = x_bounds(&[&lr]);
     let yb = y_bounds(std::iter::once(lr.as_slice()));
     let (x, y) = axes(t, xb, yb, if x_epochs { "epoch" } else { "step" }, log_y);
