@@ -23,9 +23,10 @@ pub struct Args {
     /// Python interpreter for the reference.
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// The device to run on.
-    #[command(flatten)]
-    pub device: crate::cli::device_arg::DeviceArg,
+    /// Device: cpu, wgpu, cuda (`cuda:N` for another GPU). (Spelled here rather than taken from
+    /// `cli`: the CLI uses the benchmarks, not the other way round.)
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: String,
 }
 
 fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -43,7 +44,7 @@ fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
 
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = args.device.device()?;
+    let device = crate::backend::device(&args.device)?;
     let model = AutoencoderKLConfig::stable_diffusion().init(&device);
     let latent = crate::models::vae::posterior::seeded_normal([1, 4, 64, 64], 0, &device);
     let image =

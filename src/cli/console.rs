@@ -5,7 +5,7 @@ use crate::tui::event;
 use crate::tui::image::{ImageCache, ImageProtocol};
 use crate::tui::model::{Probe, Project};
 use crate::tui::terminal::{TerminalGuard, termination_flag};
-use crate::tui::views::Theme;
+use crate::tui::theme::Theme;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ensure_demo_data(&dir)?;
     let exe = std::env::current_exe()
         .context("cannot find the brainscope executable (needed to start training)")?;
-    let project = Project::open(&dir, Probe::system());
+    let project = Project::open_lazy(&dir, Probe::system());
     let stop = termination_flag().context("installing signal handlers")?;
     let mut guard = TerminalGuard::enter().context("setting up the terminal")?;
     // The cell size in pixels is read from the terminal (an ioctl, no stdin reads).

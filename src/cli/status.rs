@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// One table row.
 fn row(e: &ExperimentSummary) -> String {
+    let (c, e) = (&e.config, &e.run);
     let loss = e.last_loss.map_or("-".into(), |l| format!("{l:.5}"));
     let best = match (e.best_val_l1, e.best_epoch) {
         (Some(l1), Some(ep)) => format!("{l1:.5} ({ep})"),
@@ -49,11 +50,11 @@ fn row(e: &ExperimentSummary) -> String {
     let eta = e.eta_secs.map_or("-".into(), format_duration);
     format!(
         "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8}  {}",
-        e.id,
+        c.id,
         e.state.name(),
-        e.config.data.roi_set,
-        e.config.train.seed,
-        e.config.train.batch_size,
+        c.data.roi_set,
+        c.train.seed,
+        c.train.batch_size,
         format!("{}/{}", e.epoch, e.epochs),
         loss,
         best,

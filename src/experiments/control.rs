@@ -3,7 +3,7 @@
 //! `stopped` on its behalf.
 
 use super::process;
-use super::registry::effective_state;
+use super::registry::{Probe, effective_state};
 use super::state::{RunPaths, RunState, read_status, write_status};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +17,11 @@ pub enum ControlError {
     /// status.json is unreadable.
     #[error("cannot read {path}")]
     Status { path: PathBuf, source: std::io::Error },
+    /// The trainer is gone but `stopped` could not be recorded for it.
+    #[error(
+        "the trainer is gone but recording \"stopped\" in {path} failed; the experiment shows as crashed until that file is writable (check the folder's permissions and free space), then run `brainscope stop` again or resume it"
+    )]
+    Record { path: PathBuf, source: std::io::Error },
     /// The trainer runs on another host.
     #[error("experiment {dir} is running on host '{host}', not here; stop it there")]
     OtherHost { dir: PathBuf, host: String },
@@ -42,7 +47,7 @@ pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> 
     let read =
         || read_status(&path).map_err(|source| ControlError::Status { path: path.clone(), source });
     let status = read()?;
-    let (state, _) = effective_state(status.as_ref());
+    let (state, _) = effective_state(status.as_ref(), &Probe::system());
     let status = match status {
         Some(s) if state == RunState::Running => s,
         _ => return Err(ControlError::NotRunning { dir: dir.to_path_buf(), state: state.name() }),
@@ -64,7 +69,7 @@ pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> 
             return Ok(StopOutcome::Graceful(now.state));
         }
         if !alive {
-            record_stopped(&paths, "trainer exited on SIGTERM without an exit record");
+            record_stopped(&paths, "trainer exited on SIGTERM without an exit record")?;
             return Ok(StopOutcome::Graceful(RunState::Stopped));
         }
         if Instant::now() >= deadline {
@@ -78,7 +83,7 @@ pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> 
     record_stopped(
         &paths,
         &format!("killed (SIGKILL) after {} s without exiting on SIGTERM", timeout.as_secs()),
-    );
+    )?;
     Ok(StopOutcome::Killed)
 }
 
@@ -100,15 +105,18 @@ fn wait_exit(pid: u32, start: Option<u64>, max: Duration) {
     }
 }
 
-/// Write `stopped` into status.json on behalf of a trainer that could not.
-fn record_stopped(paths: &RunPaths, message: &str) {
-    if let Ok(Some(mut s)) = read_status(&paths.status()) {
-        if s.state != RunState::Running {
-            return;
-        }
-        s.state = RunState::Stopped;
-        s.ended_ms = Some(process::now_ms());
-        s.message = message.to_string();
-        let _ = write_status(&paths.status(), &s);
-    }
+/// Write `stopped` into status.json on behalf of a trainer that could not. Fails when the
+/// status cannot be read back or written: a stop that did not record itself must not report
+/// success.
+fn record_stopped(paths: &RunPaths, message: &str) -> Result<(), ControlError> {
+    let path = paths.status();
+    let status =
+        read_status(&path).map_err(|source| ControlError::Record { path: path.clone(), source })?;
+    let Some(mut s) = status.filter(|s| s.state == RunState::Running) else {
+        return Ok(()); // the trainer recorded its own end after all
+    };
+    s.state = RunState::Stopped;
+    s.ended_ms = Some(process::now_ms());
+    s.message = message.to_string();
+    write_status(&path, &s).map_err(|source| ControlError::Record { path, source })
 }

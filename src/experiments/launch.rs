@@ -4,7 +4,7 @@
 
 use super::lock;
 use super::process;
-use super::registry::effective_state;
+use super::registry::{Probe, RegistryError, effective_state, find};
 use super::state::{RunPaths, RunState, read_status};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -44,7 +44,7 @@ pub fn ensure_not_running(dir: &Path) -> Result<(), LaunchError> {
         return Err(LaunchError::AlreadyRunning { dir: dir.to_path_buf(), pid });
     }
     if let Ok(status) = read_status(&paths.status())
-        && effective_state(status.as_ref()).0 == RunState::Running
+        && effective_state(status.as_ref(), &Probe::system()).0 == RunState::Running
     {
         let pid = status.and_then(|s| s.pid).map_or("unknown".into(), |p| p.to_string());
         return Err(LaunchError::AlreadyRunning { dir: dir.to_path_buf(), pid });
@@ -181,4 +181,51 @@ pub fn start_training(
         .map_err(|source| LaunchError::Io { path: experiments_dir.to_path_buf(), source })?;
     let dir = experiments_dir.join(id);
     launch(exe, &trainer_args(id, &experiments_dir, options), &dir, Duration::from_secs(30))
+}
+
+/// Starting training refused or failed (what the console's `s` reports).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No such experiment, or its experiment.toml is invalid.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The experiment's (or the override's) device is not available.
+    #[error(transparent)]
+    Device(#[from] crate::backend::BackendError),
+    /// The run finished all its epochs.
+    #[error(
+        "experiment {dir} already finished all its epochs; pass --restart to train it again from scratch"
+    )]
+    AlreadyDone { dir: PathBuf },
+    /// `--epochs 0`.
+    #[error("--epochs must be at least 1")]
+    NoEpochs,
+    /// Already running, or the trainer did not start.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+}
+
+/// Check that experiment `id` can start and start (or resume) it detached: its config and
+/// device are valid, no trainer runs on it, it has not finished (unless `restart`); then
+/// [`start_training`]. Returns the trainer's pid once it has recorded its start. The console
+/// calls this directly (one process: the trainer), as `brainscope train` does.
+pub fn start(
+    exe: &Path,
+    experiments_dir: &Path,
+    id: &str,
+    options: &LaunchOptions,
+) -> Result<u32, StartError> {
+    let (dir, config) = find(experiments_dir, id)?;
+    crate::backend::device(options.device.as_deref().unwrap_or(&config.train.device))?;
+    if options.epochs == Some(0) {
+        return Err(StartError::NoEpochs);
+    }
+    ensure_not_running(&dir)?;
+    let path = RunPaths::new(&dir).status();
+    let status =
+        read_status(&path).map_err(|source| LaunchError::Io { path: path.clone(), source })?;
+    if !options.restart && status.is_some_and(|s| s.state == RunState::Done) {
+        return Err(StartError::AlreadyDone { dir });
+    }
+    Ok(start_training(exe, experiments_dir, id, options)?)
 }

@@ -1,16 +1,19 @@
 //! Console state and what every action does to it. Drawing lives in [`crate::tui::views`],
 //! the event loop in [`crate::tui::event`].
 
+use crate::experiments::control::{self, ControlError, StopOutcome};
+use crate::experiments::launch::{self, LaunchOptions, StartError};
+use crate::experiments::registry::{RegistryError, find};
 use crate::experiments::state::RunState;
 use crate::tui::image::ImageCache;
 use crate::tui::keys::{self, Action, Mode, View};
 use crate::tui::model::{Experiment, Project, id_order};
-use crate::tui::views::Theme;
+use crate::tui::theme::Theme;
 use crossterm::event::KeyEvent;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
 
 /// Table columns, in display order (keys 1-9 sort by them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,59 +68,106 @@ impl Column {
     }
 }
 
-/// Runs `brainscope train` / `brainscope stop` as child processes (the console never trains
-/// in-process, so training survives it).
+/// Starts and stops training by calling the library ([`launch::start`], [`control::stop`]) on a
+/// worker thread per request, so the console never waits for them. The trainer itself is a
+/// detached `brainscope train ID --foreground` process (new session, log to train.log): it
+/// outlives the console and the SSH session.
 #[derive(Debug, Clone)]
 pub struct Launcher {
-    /// The brainscope executable.
+    /// The brainscope executable (what the detached trainer runs).
     pub exe: PathBuf,
-    /// Passed as `--dir`.
+    /// The experiments folder.
     pub experiments_dir: PathBuf,
 }
 
-/// Result of a start or stop command.
+/// How long a stop waits for the trainer to exit on SIGTERM before killing it (as `brainscope
+/// stop`'s default).
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a start or stop achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlOk {
+    /// A trainer started and recorded its start.
+    Started {
+        /// Its pid.
+        pid: u32,
+    },
+    /// The trainer stopped.
+    Stopped(StopOutcome),
+}
+
+/// Why a start or stop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlFailure {
+    /// Starting was refused or failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// No such experiment (stop).
+    #[error(transparent)]
+    Find(#[from] RegistryError),
+    /// Stopping was refused or failed.
+    #[error(transparent)]
+    Stop(#[from] ControlError),
+}
+
+/// Result of a start or stop, sent back to the event loop.
 #[derive(Debug)]
 pub struct ControlDone {
     /// Experiment id.
     pub id: String,
-    /// `start` or `stop`.
-    pub what: &'static str,
-    /// Exit status success.
-    pub ok: bool,
-    /// Its most useful output line.
-    pub message: String,
+    /// What happened.
+    pub result: Result<ControlOk, ControlFailure>,
+}
+
+impl ControlDone {
+    /// One line for the status line.
+    pub fn message(&self) -> String {
+        let id = &self.id;
+        match &self.result {
+            Ok(ControlOk::Started { pid }) => {
+                format!("experiment {id} training in the background (pid {pid})")
+            }
+            Ok(ControlOk::Stopped(StopOutcome::Graceful(state))) => {
+                format!("experiment {id} stopped (state: {})", state.name())
+            }
+            Ok(ControlOk::Stopped(StopOutcome::Killed)) => format!(
+                "experiment {id} did not exit on SIGTERM: killed; it resumes from its last checkpoint"
+            ),
+            Err(e) => {
+                // The error and its causes on one line (none repeats its source's text).
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    text.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                format!("failed: {}", text.replace('\n', " · "))
+            }
+        }
+    }
 }
 
 impl Launcher {
-    fn spawn(&self, what: &'static str, id: &str, tx: Sender<ControlDone>) {
-        let sub = if what == "start" { "train" } else { "stop" };
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg(sub).arg(id).arg("--dir").arg(&self.experiments_dir);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let id = id.to_string();
+    /// Start (or resume) experiment `id` on a worker thread.
+    pub fn start(&self, id: &str, tx: Sender<ControlDone>) {
+        let (exe, dir, id) = (self.exe.clone(), self.experiments_dir.clone(), id.to_string());
         std::thread::spawn(move || {
-            let done = match cmd.output() {
-                Ok(out) => {
-                    let text = if out.status.success() { &out.stdout } else { &out.stderr };
-                    let text = String::from_utf8_lossy(text);
-                    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    let line = if out.status.success() {
-                        text.lines().next().unwrap_or(line)
-                    } else {
-                        line
-                    };
-                    ControlDone {
-                        id,
-                        what,
-                        ok: out.status.success(),
-                        message: line.trim().to_string(),
-                    }
-                }
-                Err(e) => {
-                    ControlDone { id, what, ok: false, message: format!("cannot run {}: {e}", sub) }
-                }
-            };
-            let _ = tx.send(done);
+            let result = launch::start(&exe, &dir, &id, &LaunchOptions::default())
+                .map(|pid| ControlOk::Started { pid })
+                .map_err(ControlFailure::from);
+            let _ = tx.send(ControlDone { id, result });
+        });
+    }
+
+    /// Stop experiment `id` on a worker thread (SIGTERM, then SIGKILL after a timeout).
+    pub fn stop(&self, id: &str, tx: Sender<ControlDone>) {
+        let (dir, id) = (self.experiments_dir.clone(), id.to_string());
+        std::thread::spawn(move || {
+            let result = find(&dir, &id)
+                .map_err(ControlFailure::from)
+                .and_then(|(dir, _)| Ok(control::stop(&dir, STOP_TIMEOUT)?))
+                .map(ControlOk::Stopped);
+            let _ = tx.send(ControlDone { id, result });
         });
     }
 }
@@ -138,6 +188,8 @@ pub struct ChartCache {
     pub key: (u64, u16, bool, bool),
     /// Raw loss, smoothed loss, learning rate.
     pub series: [Vec<(f64, f64)>; 3],
+    /// Which of `series` were computed for `key` (each chart asks only for its own).
+    pub computed: [bool; 3],
 }
 
 /// The whole console state.
@@ -185,8 +237,10 @@ pub struct App {
     pub dirty: bool,
     /// Leave the event loop.
     pub quit: bool,
-    /// Per-experiment downsampled chart series.
-    pub chart_cache: HashMap<String, ChartCache>,
+    /// Downsampled chart series per (experiment, chart width in buckets): the train and lr
+    /// charts differ in width, and one cache each keeps them from recomputing each other's
+    /// series every frame.
+    pub chart_cache: HashMap<(String, u16), ChartCache>,
     control_tx: Sender<ControlDone>,
     control_rx: Receiver<ControlDone>,
 }
@@ -242,7 +296,6 @@ impl App {
     /// Indices into `project.experiments`, filtered and sorted as the table shows them.
     pub fn visible(&self) -> Vec<usize> {
         let needle = self.filter.to_lowercase();
-        let probe = *self.project.probe();
         let mut v: Vec<usize> = (0..self.project.experiments.len())
             .filter(|&i| {
                 needle.is_empty() || haystack(&self.project.experiments[i]).contains(&needle)
@@ -251,7 +304,7 @@ impl App {
         let exps = &self.project.experiments;
         v.sort_by(|&a, &b| {
             let (a, b) = (&exps[a], &exps[b]);
-            let ord = compare(self.sort, a, b, &probe).then_with(|| id_order(&a.id, &b.id));
+            let ord = compare(self.sort, a, b).then_with(|| id_order(&a.id, &b.id));
             if self.sort_desc { ord.reverse() } else { ord }
         });
         v
@@ -304,6 +357,7 @@ impl App {
                     self.recon_epoch = None;
                 }
             }
+            Action::Gallery if self.view == View::Gallery => {}
             Action::Gallery => {
                 self.view = View::Gallery;
                 self.recon_epoch = None;
@@ -358,7 +412,7 @@ impl App {
                 if let Some(id) = self.confirm_stop.take() {
                     match &self.launcher {
                         Some(l) => {
-                            l.spawn("stop", &id, self.control_tx.clone());
+                            l.stop(&id, self.control_tx.clone());
                             self.message = Some(format!(
                                 "stopping {id}… (finishes its step, then checkpoints)"
                             ));
@@ -400,7 +454,7 @@ impl App {
     fn start_selected(&mut self) {
         let Some(e) = self.selected_experiment() else { return };
         let id = e.id.clone();
-        if e.state == RunState::Running {
+        if e.state() == RunState::Running {
             self.message = Some(format!("{id} is already running"));
             return;
         }
@@ -408,10 +462,10 @@ impl App {
             self.message = Some(format!("{id}: {err}"));
             return;
         }
-        let verb = if e.train.is_empty() { "starting" } else { "resuming" };
+        let verb = if e.run.step == 0 && e.last_loss().is_none() { "starting" } else { "resuming" };
         match &self.launcher {
             Some(l) => {
-                l.spawn("start", &id, self.control_tx.clone());
+                l.start(&id, self.control_tx.clone());
                 self.message = Some(format!("{verb} {id}…"));
             }
             None => self.message = Some("starting and stopping are disabled here".into()),
@@ -420,8 +474,8 @@ impl App {
 
     fn ask_stop_selected(&mut self) {
         let Some(e) = self.selected_experiment() else { return };
-        if e.state != RunState::Running {
-            self.message = Some(format!("{} is not running ({})", e.id, e.state.name()));
+        if e.state() != RunState::Running {
+            self.message = Some(format!("{} is not running ({})", e.id, e.state().name()));
             return;
         }
         self.confirm_stop = Some(e.id.clone());
@@ -472,22 +526,45 @@ impl App {
         };
     }
 
-    /// Pick up finished image encodings and start/stop results; returns whether to redraw.
+    /// Pick up finished image encodings, metrics read in the background and start/stop
+    /// results; returns whether to redraw.
     pub fn collect_background(&mut self) -> bool {
         let mut changed = self.images.collect();
+        changed |= self.project.collect_loaded();
         while let Ok(done) = self.control_rx.try_recv() {
-            let status = if done.ok { "" } else { "failed: " };
-            let msg = if done.message.is_empty() {
-                format!("{} {}: done", done.what, done.id)
-            } else {
-                done.message
-            };
-            self.message = Some(format!("{status}{msg}"));
+            self.message = Some(done.message());
             self.project.refresh();
             changed = true;
         }
         self.dirty |= changed;
         changed
+    }
+
+    /// Whether work for the screen is still going on in the background (images, metrics).
+    pub fn busy(&self) -> bool {
+        self.images.busy() || self.project.loading() > 0
+    }
+
+    /// Indices of the experiments whose training history the current view draws: in the
+    /// detail view the selected one and the marked overlays, elsewhere none.
+    pub fn drawn_histories(&self) -> Vec<usize> {
+        if self.view != View::Detail {
+            return Vec::new();
+        }
+        let Some(&sel) = self.visible().get(self.selected) else { return Vec::new() };
+        let mut v = vec![sel];
+        for (i, e) in self.project.experiments.iter().enumerate() {
+            if i != sel && self.marked.contains(&e.id) {
+                v.push(i);
+            }
+        }
+        v
+    }
+
+    /// Load the histories the next frame draws and drop the others (called before drawing).
+    pub fn prepare_frame(&mut self) {
+        let drawn = self.drawn_histories();
+        self.project.keep_histories(&drawn);
     }
 }
 
@@ -504,15 +581,10 @@ fn next_smoothing(cur: f64, up: bool) -> f64 {
 
 fn haystack(e: &Experiment) -> String {
     let desc = e.config.as_ref().map(|c| c.description.as_str()).unwrap_or("");
-    format!("{} {} {} {}", e.id, e.state.name(), e.roi_set(), desc).to_lowercase()
+    format!("{} {} {} {}", e.id, e.state().name(), e.roi_set(), desc).to_lowercase()
 }
 
-fn compare(
-    col: Column,
-    a: &Experiment,
-    b: &Experiment,
-    probe: &crate::tui::model::Probe,
-) -> std::cmp::Ordering {
+fn compare(col: Column, a: &Experiment, b: &Experiment) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     fn opt_f(a: Option<f64>, b: Option<f64>) -> Ordering {
         // Missing values sort last.
@@ -528,7 +600,7 @@ fn compare(
     };
     match col {
         Column::Id => id_order(&a.id, &b.id),
-        Column::State => a.state.name().cmp(b.state.name()),
+        Column::State => a.state().name().cmp(b.state().name()),
         Column::Roi => a.roi_set().cmp(&b.roi_set()),
         Column::Seed => cfg(a, |c| c.train.seed).cmp(&cfg(b, |c| c.train.seed)),
         Column::Batch => {
@@ -536,9 +608,7 @@ fn compare(
         }
         Column::Epoch => a.progress().total_cmp(&b.progress()),
         Column::Loss => opt_f(a.last_loss(), b.last_loss()),
-        Column::Best => opt_f(a.best_val().map(|v| v.l1), b.best_val().map(|v| v.l1)),
-        Column::Eta => {
-            opt_f(a.eta_secs(probe).map(|s| s as f64), b.eta_secs(probe).map(|s| s as f64))
-        }
+        Column::Best => opt_f(a.best_val().map(|v| v.1), b.best_val().map(|v| v.1)),
+        Column::Eta => opt_f(a.eta_secs().map(|s| s as f64), b.eta_secs().map(|s| s as f64)),
     }
 }

@@ -102,85 +102,139 @@ pub fn downsample_minmax(
 }
 
 /// Block size of the finest pyramid level: 2^BASE points.
-const BASE: u32 = 4;
+const BASE: u32 = 5;
 
-fn lower(a: f64, b: f64) -> bool {
+fn lower(a: f32, b: f32) -> bool {
     b < a || (a.is_nan() && !b.is_nan())
 }
 
-fn higher(a: f64, b: f64) -> bool {
+fn higher(a: f32, b: f32) -> bool {
     b > a || (a.is_nan() && !b.is_nan())
 }
 
+/// The smallest and largest value of a block of points, with their indices (NaN only when the
+/// whole block is NaN). 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Extremes {
+    lo_at: u32,
+    lo: f32,
+    hi_at: u32,
+    hi: f32,
+}
+
+impl Extremes {
+    fn one(i: u32, v: f32) -> Self {
+        Self { lo_at: i, lo: v, hi_at: i, hi: v }
+    }
+
+    fn add(&mut self, other: Extremes) {
+        if lower(self.lo, other.lo) {
+            (self.lo_at, self.lo) = (other.lo_at, other.lo);
+        }
+        if higher(self.hi, other.hi) {
+            (self.hi_at, self.hi) = (other.hi_at, other.hi);
+        }
+    }
+}
+
 /// Min/max pyramid over an append-only series: level `k` holds, for each block of
-/// `2^(4+k)` consecutive points, the indices of its smallest and largest value. Appending is
-/// O(log n); [`candidates`](Self::candidates) returns O(buckets) indices whose min/max
-/// envelope equals the full series' at that resolution (up to block boundaries), so drawing a
-/// live chart costs the same for a million points as for a thousand.
+/// `2^(5+k)` consecutive points, its smallest and largest value and their indices. It keeps the
+/// values itself (the series need not be stored: the smoothed loss is not), about one byte per
+/// point over all levels. Appending is O(log n); [`candidates`](Self::candidates) returns
+/// O(buckets) points whose min/max envelope equals the full series' at that resolution (up to
+/// block boundaries), so drawing a live chart costs the same for a million points as for a
+/// thousand.
 #[derive(Debug, Default, Clone)]
 pub struct MinMaxPyramid {
-    levels: Vec<Vec<(u32, u32)>>,
+    len: usize,
+    levels: Vec<Vec<Extremes>>,
 }
 
 impl MinMaxPyramid {
     /// Forget everything.
     pub fn clear(&mut self) {
+        self.len = 0;
         self.levels.clear();
     }
 
-    /// Record that `ys` grew by one value (the last one).
-    pub fn push(&mut self, ys: &[f64]) {
-        let Some(idx) = ys.len().checked_sub(1) else { return };
-        let v = ys[idx];
+    /// Points pushed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append the next value of the series.
+    pub fn push(&mut self, v: f32) {
+        let idx = self.len;
+        self.len += 1;
+        let e = Extremes::one(idx as u32, v);
         if self.levels.is_empty() {
             self.levels.push(Vec::new());
         }
         for (k, level) in self.levels.iter_mut().enumerate() {
             let j = idx >> (BASE as usize + k);
             if j == level.len() {
-                level.push((idx as u32, idx as u32));
+                level.push(e);
             } else {
-                let (lo, hi) = &mut level[j];
-                if lower(ys[*lo as usize], v) {
-                    *lo = idx as u32;
-                }
-                if higher(ys[*hi as usize], v) {
-                    *hi = idx as u32;
-                }
+                level[j].add(e);
             }
         }
         // Grow a coarser level once the top one has two blocks.
         if let Some(top) = self.levels.last()
             && top.len() >= 2
         {
-            let (a, b) = (top[0], top[1]);
-            let lo = if lower(ys[a.0 as usize], ys[b.0 as usize]) { b.0 } else { a.0 };
-            let hi = if higher(ys[a.1 as usize], ys[b.1 as usize]) { b.1 } else { a.1 };
-            self.levels.push(vec![(lo, hi)]);
+            let mut joined = top[0];
+            joined.add(top[1]);
+            self.levels.push(vec![joined]);
         }
     }
 
     /// Rebuild from a whole series.
-    pub fn rebuild(&mut self, ys: &[f64]) {
+    pub fn rebuild(&mut self, ys: impl Iterator<Item = f32>) {
         self.clear();
-        for n in 1..=ys.len() {
-            self.push(&ys[..n]);
-        }
+        ys.for_each(|v| self.push(v));
     }
 
-    /// Ascending indices to downsample into `buckets` buckets instead of all `n` points;
-    /// `None` when the series is short enough to scan whole.
-    pub fn candidates(&self, n: usize, buckets: usize) -> Option<Vec<usize>> {
-        let per_bucket = n / (2 * buckets.max(1));
+    /// Make room for `n` points in the finest level (the coarser ones, half as big together,
+    /// grow as points arrive).
+    pub fn reserve(&mut self, n: usize) {
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].reserve_exact((n >> BASE) + 1);
+    }
+
+    /// Release spare capacity (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.levels.iter_mut().for_each(Vec::shrink_to_fit);
+    }
+
+    /// Memory held, in bytes (capacity of every level).
+    pub fn heap_bytes(&self) -> usize {
+        self.levels.iter().map(|l| l.capacity() * std::mem::size_of::<Extremes>()).sum()
+    }
+
+    /// `(index, value)` points in ascending index order to downsample into `buckets` buckets
+    /// instead of all points; `None` when the series is short enough to scan whole.
+    pub fn candidates(&self, buckets: usize) -> Option<Vec<(usize, f32)>> {
+        let per_bucket = self.len / (2 * buckets.max(1));
         let k = (0..self.levels.len())
             .rev()
             .find(|&k| (1usize << (BASE as usize + k)) <= per_bucket)?;
         let mut out = Vec::with_capacity(self.levels[k].len() * 2);
-        for &(lo, hi) in &self.levels[k] {
-            let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-            out.push(a as usize);
-            if b != a {
-                out.push(b as usize);
+        for e in &self.levels[k] {
+            let (a, b) = if e.lo_at <= e.hi_at {
+                ((e.lo_at, e.lo), (e.hi_at, e.hi))
+            } else {
+                ((e.hi_at, e.hi), (e.lo_at, e.lo))
+            };
+            out.push((a.0 as usize, a.1));
+            if b.0 != a.0 {
+                out.push((b.0 as usize, b.1));
             }
         }
         Some(out)
@@ -259,23 +313,27 @@ mod tests {
     #[test]
     fn pyramid_candidates_keep_the_extremes() {
         let n = 300_000;
-        let mut ys = Vec::new();
         let mut p = MinMaxPyramid::default();
         for i in 0..n {
-            ys.push(if i == 123_456 {
+            p.push(if i == 123_456 {
                 100.0
             } else if i == 250_001 {
                 -100.0
+            } else if i % 1000 == 7 {
+                f32::NAN // missing values never hide a real one
             } else {
-                (i % 13) as f64
+                (i % 13) as f32
             });
-            p.push(&ys);
         }
-        let idx = p.candidates(n, 100).expect("long series use the pyramid");
-        assert!(idx.len() <= 8 * 100, "O(buckets) candidates, got {}", idx.len());
-        assert!(idx.contains(&123_456) && idx.contains(&250_001));
-        assert!(idx.windows(2).all(|w| w[0] < w[1]));
-        assert!(p.candidates(500, 100).is_none(), "short series are scanned whole");
+        let pts = p.candidates(100).expect("long series use the pyramid");
+        assert!(pts.len() <= 8 * 100, "O(buckets) candidates, got {}", pts.len());
+        assert!(pts.contains(&(123_456, 100.0)) && pts.contains(&(250_001, -100.0)));
+        assert!(pts.iter().all(|(_, v)| !v.is_nan()));
+        assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(p.heap_bytes() <= n * 2, "{} bytes for {n} points", p.heap_bytes());
+        let mut short = MinMaxPyramid::default();
+        short.rebuild((0..500).map(|i| i as f32));
+        assert!(short.candidates(100).is_none(), "short series are scanned whole");
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
                 .project
                 .experiments
                 .iter()
-                .any(|e| e.state == crate::experiments::state::RunState::Running);
+                .any(|e| e.state() == crate::experiments::state::RunState::Running);
             last_poll = Instant::now();
         }
         app.collect_background();
@@ -119,7 +119,7 @@ pub fn run(terminal: &mut Tui, app: &mut App, stop: &AtomicBool) -> std::io::Res
                 wait = wait.min(FRAME - since);
             }
         }
-        if app.images.busy() {
+        if app.busy() {
             wait = wait.min(Duration::from_millis(20));
         }
         // crossterm spins forever reading a hung-up terminal (read() = 0 in a loop), so the wait

@@ -99,6 +99,257 @@ pub enum Mode {
     Confirm,
 }
 
+/// A key as the binding tables name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A key pressed without Ctrl.
+    Code(KeyCode),
+    /// Ctrl + a letter.
+    Ctrl(char),
+    /// The digits 1-9: [`Action::SortBy`] of column N-1 (the table holds `SortBy(0)`).
+    Digits,
+}
+
+impl Key {
+    /// The action this key gives when pressed as `code` (with Ctrl when `ctrl`).
+    fn action(self, bound: Action, code: KeyCode, ctrl: bool) -> Option<Action> {
+        match self {
+            Key::Code(c) if !ctrl && c == code => Some(bound),
+            Key::Ctrl(c) if ctrl && code == KeyCode::Char(c) => Some(bound),
+            Key::Digits if !ctrl => match code {
+                KeyCode::Char(d @ '1'..='9') => Some(Action::SortBy(d as usize - '1' as usize)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// How the help writes the key: `j`, `↓`, `Enter`, `Ctrl-c`, `1-9`.
+    pub fn label(self) -> String {
+        match self {
+            Key::Ctrl(c) => format!("Ctrl-{c}"),
+            Key::Digits => "1-9".into(),
+            Key::Code(code) => match code {
+                KeyCode::Char(' ') => "Space".into(),
+                KeyCode::Char(c) => c.to_string(),
+                KeyCode::Up => "↑".into(),
+                KeyCode::Down => "↓".into(),
+                KeyCode::Left => "←".into(),
+                KeyCode::Right => "→".into(),
+                KeyCode::Enter => "Enter".into(),
+                KeyCode::Esc => "Esc".into(),
+                KeyCode::Backspace => "Bksp".into(),
+                KeyCode::Tab => "Tab".into(),
+                KeyCode::Home => "Home".into(),
+                KeyCode::End => "End".into(),
+                KeyCode::PageUp => "PgUp".into(),
+                KeyCode::PageDown => "PgDn".into(),
+                KeyCode::F(n) => format!("F{n}"),
+                other => format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// One line of the help: related keys, each bound to its action, and what they do.
+#[derive(Debug)]
+pub struct Binding {
+    /// Keys and the action each gives, in the order the help lists them.
+    pub keys: &'static [(Key, Action)],
+    /// What they do, as the help says it.
+    pub help: &'static str,
+}
+
+impl Binding {
+    /// The keys as the help writes them: `j k ↓ ↑`.
+    pub fn label(&self) -> String {
+        let labels: Vec<String> = self.keys.iter().map(|(k, _)| k.label()).collect();
+        labels.join(" ")
+    }
+}
+
+/// Bindings of one view (or of every view): a group of the help.
+#[derive(Debug)]
+pub struct Group {
+    /// Heading in the help.
+    pub title: &'static str,
+    /// The view these bindings belong to; `None` for every view (looked up first).
+    pub view: Option<View>,
+    /// The bindings.
+    pub bindings: &'static [Binding],
+}
+
+use Action as A;
+use Key::{Code as C, Ctrl};
+use KeyCode as K;
+
+/// Every key of normal mode, grouped by view: [`map`] looks keys up here and the help view
+/// draws these tables, so the help cannot drift from the keys. (Typing a filter and answering
+/// the stop question are modes with their own few keys, in [`map`]; the filter's binding and the
+/// stop question say them.)
+pub const GROUPS: &[Group] = &[
+    Group {
+        title: "Everywhere",
+        view: None,
+        bindings: &[
+            Binding {
+                keys: &[(C(K::Char('q')), A::Quit), (Ctrl('c'), A::Quit)],
+                help: "quit (training goes on)",
+            },
+            Binding {
+                keys: &[(C(K::Char('?')), A::Help), (C(K::F(1)), A::Help)],
+                help: "this help",
+            },
+            Binding { keys: &[(C(K::Esc), A::Back), (C(K::Backspace), A::Back)], help: "back" },
+            Binding { keys: &[(C(K::Char('s')), A::Start)], help: "start / resume training" },
+            Binding { keys: &[(C(K::Char('x')), A::Stop)], help: "stop training (asks)" },
+            Binding { keys: &[(C(K::Char('r')), A::Refresh)], help: "re-read from disk" },
+            Binding { keys: &[(C(K::Char('g')), A::Gallery)], help: "gallery" },
+            Binding {
+                keys: &[(Ctrl('d'), A::PageDown), (Ctrl('u'), A::PageUp)],
+                help: "page down / up",
+            },
+        ],
+    },
+    Group {
+        title: "Table",
+        view: Some(View::Table),
+        bindings: &[
+            Binding {
+                keys: &[
+                    (C(K::Char('j')), A::Down),
+                    (C(K::Char('k')), A::Up),
+                    (C(K::Down), A::Down),
+                    (C(K::Up), A::Up),
+                ],
+                help: "move",
+            },
+            Binding {
+                keys: &[(C(K::Home), A::Top), (C(K::End), A::Bottom), (C(K::Char('G')), A::Bottom)],
+                help: "first / last",
+            },
+            Binding {
+                keys: &[(C(K::PageUp), A::PageUp), (C(K::PageDown), A::PageDown)],
+                help: "page up / down",
+            },
+            Binding {
+                keys: &[(C(K::Enter), A::Open), (C(K::Char('l')), A::Open), (C(K::Right), A::Open)],
+                help: "open experiment",
+            },
+            Binding { keys: &[(C(K::Char('/')), A::Filter)], help: "filter (Enter keeps)" },
+            Binding { keys: &[(Key::Digits, A::SortBy(0))], help: "sort by column N" },
+            Binding {
+                keys: &[(C(K::Char('o')), A::SortNext), (C(K::Tab), A::SortNext)],
+                help: "sort by next column",
+            },
+            Binding {
+                keys: &[(C(K::Char(' ')), A::Mark), (C(K::Char('m')), A::Mark)],
+                help: "mark for overlay",
+            },
+        ],
+    },
+    Group {
+        title: "Detail",
+        view: Some(View::Detail),
+        bindings: &[
+            Binding {
+                keys: &[
+                    (C(K::Char('+')), A::SmoothMore),
+                    (C(K::Char('=')), A::SmoothMore),
+                    (C(K::Char('-')), A::SmoothLess),
+                    (C(K::Char('_')), A::SmoothLess),
+                ],
+                help: "loss smoothing",
+            },
+            Binding { keys: &[(C(K::Char('L')), A::LogY)], help: "log / linear y" },
+            Binding { keys: &[(C(K::Char('e')), A::XAxis)], help: "x: steps / epochs" },
+            Binding { keys: &[(C(K::Char('v')), A::SecondChart)], help: "val L1 / lr chart" },
+            Binding {
+                keys: &[
+                    (C(K::Char('[')), A::EpochPrev),
+                    (C(K::Char(']')), A::EpochNext),
+                    (C(K::Char('h')), A::EpochPrev),
+                    (C(K::Char('l')), A::EpochNext),
+                    (C(K::Left), A::EpochPrev),
+                    (C(K::Right), A::EpochNext),
+                ],
+                help: "recon epoch",
+            },
+            Binding {
+                keys: &[(C(K::Char('$')), A::EpochLatest), (C(K::End), A::EpochLatest)],
+                help: "latest epoch",
+            },
+            Binding {
+                keys: &[
+                    (C(K::Char('{')), A::SamplePrev),
+                    (C(K::Char('}')), A::SampleNext),
+                    (C(K::Char('p')), A::SamplePrev),
+                    (C(K::Char('n')), A::SampleNext),
+                ],
+                help: "recon sample",
+            },
+            Binding {
+                keys: &[
+                    (C(K::Char('j')), A::Down),
+                    (C(K::Char('k')), A::Up),
+                    (C(K::Down), A::Down),
+                    (C(K::Up), A::Up),
+                ],
+                help: "other experiment",
+            },
+            Binding {
+                keys: &[(C(K::Char(' ')), A::Mark), (C(K::Char('m')), A::Mark)],
+                help: "mark for overlay",
+            },
+        ],
+    },
+    Group {
+        title: "Gallery",
+        view: Some(View::Gallery),
+        bindings: &[
+            Binding {
+                keys: &[
+                    (C(K::Char('h')), A::SamplePrev),
+                    (C(K::Char('l')), A::SampleNext),
+                    (C(K::Left), A::SamplePrev),
+                    (C(K::Right), A::SampleNext),
+                    (C(K::Char('{')), A::SamplePrev),
+                    (C(K::Char('}')), A::SampleNext),
+                    (C(K::Char('p')), A::SamplePrev),
+                    (C(K::Char('n')), A::SampleNext),
+                ],
+                help: "sample",
+            },
+            Binding {
+                keys: &[(C(K::Char('[')), A::EpochPrev), (C(K::Char(']')), A::EpochNext)],
+                help: "epoch",
+            },
+            Binding {
+                keys: &[(C(K::Char('$')), A::EpochLatest), (C(K::End), A::EpochLatest)],
+                help: "latest epoch",
+            },
+            Binding {
+                keys: &[
+                    (C(K::Char('j')), A::Down),
+                    (C(K::Char('k')), A::Up),
+                    (C(K::Down), A::Down),
+                    (C(K::Up), A::Up),
+                ],
+                help: "scroll experiments",
+            },
+        ],
+    },
+    Group {
+        title: "Help",
+        view: Some(View::Help),
+        bindings: &[Binding { keys: &[(C(K::Enter), A::Back)], help: "back" }],
+    },
+];
+
+fn lookup(group: &Group, code: KeyCode, ctrl: bool) -> Option<Action> {
+    group.bindings.iter().flat_map(|b| b.keys).find_map(|&(k, a)| k.action(a, code, ctrl))
+}
+
 /// Map one key event; `None` for keys without a binding.
 pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
@@ -131,121 +382,78 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
         }
         Mode::Normal => {}
     }
-    if ctrl {
-        return match key.code {
-            KeyCode::Char('d') => Some(Action::PageDown),
-            KeyCode::Char('u') => Some(Action::PageUp),
-            _ => None,
-        };
-    }
-    let common = match key.code {
-        KeyCode::Char('q') => Some(Action::Quit),
-        KeyCode::Char('?') | KeyCode::F(1) => Some(Action::Help),
-        KeyCode::Esc | KeyCode::Backspace => Some(Action::Back),
-        KeyCode::Char('r') => Some(Action::Refresh),
-        KeyCode::Char('s') => Some(Action::Start),
-        KeyCode::Char('x') => Some(Action::Stop),
-        KeyCode::Char('g') if view != View::Gallery => Some(Action::Gallery),
-        _ => None,
-    };
-    if common.is_some() {
-        return common;
-    }
-    match view {
-        View::Table => match key.code {
-            KeyCode::Char('j') | KeyCode::Down => Some(Action::Down),
-            KeyCode::Char('k') | KeyCode::Up => Some(Action::Up),
-            KeyCode::Home => Some(Action::Top),
-            KeyCode::End | KeyCode::Char('G') => Some(Action::Bottom),
-            KeyCode::PageUp => Some(Action::PageUp),
-            KeyCode::PageDown => Some(Action::PageDown),
-            KeyCode::Enter | KeyCode::Char('l') | KeyCode::Right => Some(Action::Open),
-            KeyCode::Char('/') => Some(Action::Filter),
-            KeyCode::Char(' ') | KeyCode::Char('m') => Some(Action::Mark),
-            KeyCode::Char('o') | KeyCode::Tab => Some(Action::SortNext),
-            KeyCode::Char(c @ '1'..='9') => Some(Action::SortBy(c as usize - '1' as usize)),
-            _ => None,
-        },
-        View::Detail => match key.code {
-            KeyCode::Char('j') | KeyCode::Down => Some(Action::Down),
-            KeyCode::Char('k') | KeyCode::Up => Some(Action::Up),
-            KeyCode::Char('+') | KeyCode::Char('=') => Some(Action::SmoothMore),
-            KeyCode::Char('-') | KeyCode::Char('_') => Some(Action::SmoothLess),
-            KeyCode::Char('L') => Some(Action::LogY),
-            KeyCode::Char('e') => Some(Action::XAxis),
-            KeyCode::Char('v') => Some(Action::SecondChart),
-            KeyCode::Char('[') | KeyCode::Char('h') | KeyCode::Left => Some(Action::EpochPrev),
-            KeyCode::Char(']') | KeyCode::Char('l') | KeyCode::Right => Some(Action::EpochNext),
-            KeyCode::Char('$') | KeyCode::End => Some(Action::EpochLatest),
-            KeyCode::Char('{') | KeyCode::Char('p') => Some(Action::SamplePrev),
-            KeyCode::Char('}') | KeyCode::Char('n') => Some(Action::SampleNext),
-            KeyCode::Char(' ') | KeyCode::Char('m') => Some(Action::Mark),
-            _ => None,
-        },
-        View::Gallery => match key.code {
-            KeyCode::Char('h') | KeyCode::Left | KeyCode::Char('{') | KeyCode::Char('p') => {
-                Some(Action::SamplePrev)
-            }
-            KeyCode::Char('l') | KeyCode::Right | KeyCode::Char('}') | KeyCode::Char('n') => {
-                Some(Action::SampleNext)
-            }
-            KeyCode::Char('[') => Some(Action::EpochPrev),
-            KeyCode::Char(']') => Some(Action::EpochNext),
-            KeyCode::Char('$') | KeyCode::End => Some(Action::EpochLatest),
-            KeyCode::Char('j') | KeyCode::Down => Some(Action::Down),
-            KeyCode::Char('k') | KeyCode::Up => Some(Action::Up),
-            _ => None,
-        },
-        View::Help => match key.code {
-            KeyCode::Enter => Some(Action::Back),
-            _ => None,
-        },
-    }
+    let everywhere = GROUPS.iter().filter(|g| g.view.is_none());
+    let this_view = GROUPS.iter().filter(|g| g.view == Some(view));
+    everywhere.chain(this_view).find_map(|g| lookup(g, key.code, ctrl))
 }
 
-/// Help text: (keys, what they do), grouped by view.
-pub const HELP: &[(&str, &[(&str, &str)])] = &[
-    (
-        "Everywhere",
-        &[
-            ("q  Ctrl-c", "quit (training goes on)"),
-            ("?", "this help"),
-            ("Esc", "back"),
-            ("s", "start / resume training"),
-            ("x", "stop training (asks)"),
-            ("r", "re-read from disk"),
-            ("g", "gallery"),
-        ],
-    ),
-    (
-        "Table",
-        &[
-            ("j k ↓ ↑", "move"),
-            ("Enter", "open experiment"),
-            ("/", "filter (Enter keeps)"),
-            ("1-9", "sort by column N"),
-            ("o  Tab", "sort by next column"),
-            ("Space m", "mark for overlay"),
-        ],
-    ),
-    (
-        "Detail",
-        &[
-            ("+ -", "loss smoothing (EMA)"),
-            ("L", "log / linear y"),
-            ("e", "x axis steps / epochs"),
-            ("v", "val L1 / learning rate"),
-            ("[ ]  h l", "recon epoch ($ latest)"),
-            ("n p  { }", "recon sample"),
-            ("j k", "other experiment"),
-        ],
-    ),
-    (
-        "Gallery",
-        &[
-            ("h l  n p", "sample"),
-            ("[ ]  $", "epoch (default latest)"),
-            ("j k", "scroll experiments"),
-        ],
-    ),
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(view: View, code: KeyCode, mods: KeyModifiers) -> Option<Action> {
+        map(view, Mode::Normal, KeyEvent::new(code, mods))
+    }
+
+    #[test]
+    fn every_binding_in_the_help_gives_its_action() {
+        for g in GROUPS {
+            let views = match g.view {
+                Some(v) => vec![v],
+                None => vec![View::Table, View::Detail, View::Gallery, View::Help],
+            };
+            for b in g.bindings {
+                for &(k, a) in b.keys {
+                    let (code, mods) = match k {
+                        Key::Code(c) => (c, KeyModifiers::NONE),
+                        Key::Ctrl(c) => (KeyCode::Char(c), KeyModifiers::CONTROL),
+                        Key::Digits => (KeyCode::Char('1'), KeyModifiers::NONE),
+                    };
+                    for &v in &views {
+                        assert_eq!(press(v, code, mods), Some(a), "{} in {v:?}", k.label());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_view() {
+        for view in [View::Table, View::Detail, View::Gallery, View::Help] {
+            let mut seen = Vec::new();
+            for g in GROUPS.iter().filter(|g| g.view.is_none() || g.view == Some(view)) {
+                for b in g.bindings {
+                    for (k, _) in b.keys {
+                        assert!(!seen.contains(k), "{} bound twice in {view:?}", k.label());
+                        seen.push(*k);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_map_as_before() {
+        let none = KeyModifiers::NONE;
+        assert_eq!(press(View::Table, KeyCode::Char('7'), none), Some(Action::SortBy(6)));
+        assert_eq!(press(View::Table, KeyCode::Char('l'), none), Some(Action::Open));
+        assert_eq!(press(View::Detail, KeyCode::Char('l'), none), Some(Action::EpochNext));
+        assert_eq!(press(View::Gallery, KeyCode::Char('l'), none), Some(Action::SampleNext));
+        assert_eq!(press(View::Detail, KeyCode::End, none), Some(Action::EpochLatest));
+        assert_eq!(press(View::Table, KeyCode::End, none), Some(Action::Bottom));
+        assert_eq!(press(View::Help, KeyCode::Enter, none), Some(Action::Back));
+        assert_eq!(press(View::Table, KeyCode::Char('z'), none), None);
+        assert_eq!(
+            press(View::Detail, KeyCode::Char('d'), KeyModifiers::CONTROL),
+            Some(Action::PageDown)
+        );
+        assert_eq!(press(View::Table, KeyCode::Char('j'), KeyModifiers::CONTROL), None);
+        let typing = |c| map(View::Table, Mode::Filtering, KeyEvent::new(KeyCode::Char(c), none));
+        assert_eq!(typing('q'), Some(Action::FilterChar('q')));
+        let confirm = |c| map(View::Table, Mode::Confirm, KeyEvent::new(KeyCode::Char(c), none));
+        assert_eq!(
+            (confirm('y'), confirm('q'), confirm('s')),
+            (Some(Action::Yes), Some(Action::No), None)
+        );
+    }
+}

@@ -2,70 +2,26 @@
 //! (`experiment.toml`, `status.json`, `metrics.jsonl`, `train.log`, `recon/`), refreshed
 //! incrementally.
 //!
+//! The run state, progress, latest metrics and ETA are the registry's ([`RunReader`]), the
+//! same figures `brainscope status` prints. A full training [`History`] is held only for the
+//! experiments being drawn (loaded when the detail view needs it, dropped after). A console
+//! over long runs opens with [`Project::open_lazy`]: each metrics file is read only at its end
+//! for the table, and a worker thread reads the earlier records for the best val L1.
+//!
 //! Epoch numbers shown to the user are 1-based counts ("epoch 3" = the third epoch, whose
 //! metrics records carry `"epoch": 2` and whose images live in `recon/epoch-002/`).
 
 use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
-use crate::experiments::metrics::{MetricsTail, TailUpdate};
-use crate::experiments::state::{
-    MetricRecord, RunPaths, RunState, RunStatus, Split, files, read_status,
-};
-use crate::tui::chart::{Ema, MinMaxPyramid};
+use crate::experiments::metrics::{MetricsSummary, TailUpdate, read_prefix};
+use crate::experiments::registry::{PrefixRequest, RunReader, RunSummary, Stamp, stamp};
+use crate::experiments::state::{RunPaths, RunState, RunStatus, files};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::mpsc::{self, Receiver, Sender};
 
-/// Clock and process checks, injectable so tests render deterministic views.
-#[derive(Clone, Copy)]
-pub struct Probe {
-    /// Milliseconds since the Unix epoch.
-    pub now_ms: fn() -> u64,
-    /// Whether `pid` is alive and (when given) started at that `/proc/PID/stat` start time.
-    pub pid_alive: fn(u32, Option<u64>) -> bool,
-}
-
-impl Probe {
-    /// The real clock and `/proc`.
-    pub fn system() -> Self {
-        Self {
-            now_ms: crate::experiments::process::now_ms,
-            pid_alive: crate::experiments::process::pid_matches,
-        }
-    }
-}
-
-impl std::fmt::Debug for Probe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Probe")
-    }
-}
-
-/// One training step's record.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrainPoint {
-    /// Global step.
-    pub step: u64,
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// ms since the Unix epoch.
-    pub t: u64,
-    /// Training loss.
-    pub loss: f64,
-    /// Learning rate, when recorded.
-    pub lr: Option<f64>,
-}
-
-/// One validation record (per epoch).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValPoint {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// Global step at the end of the epoch.
-    pub step: u64,
-    /// Validation L1.
-    pub l1: f64,
-}
+pub use crate::experiments::registry::Probe;
+pub use crate::tui::history::{History, Series, ValPoint};
 
 /// Kinds of reconstruction image, in display order.
 pub const RECON_KINDS: [&str; 3] = crate::experiments::state::recon::KINDS;
@@ -84,77 +40,54 @@ pub struct Experiment {
     pub dir: PathBuf,
     /// Parsed `experiment.toml`, or why it could not be read.
     pub config: Result<ExperimentConfig, String>,
-    /// Last `status.json`, when the experiment ever ran.
-    pub status: Option<RunStatus>,
-    /// Why `status.json` could not be read, if so.
-    pub status_error: Option<String>,
-    /// Display state (a dead trainer pid turns `running` into `crashed`).
-    pub state: RunState,
-    /// Why the state is what it is (crash reason, ...), possibly empty.
-    pub state_note: String,
-    /// Training records, in file order.
-    pub train: Vec<TrainPoint>,
-    /// Validation records, in file order.
-    pub val: Vec<ValPoint>,
-    /// Smoothed training loss, same length as `train`.
-    pub smoothed: Vec<f64>,
-    /// Skipped corrupt metrics lines.
-    pub corrupt_lines: usize,
+    /// State, progress, latest metrics and ETA, as `brainscope status` shows them.
+    pub run: RunSummary,
+    /// The training history, while the experiment is drawn (see [`Project::keep_histories`]).
+    pub history: Option<History>,
     /// Last lines of `train.log`.
     pub log_tail: Vec<String>,
     /// 0-based epochs that have a `recon/epoch-NNN/` folder, ascending.
     pub recon_epochs: Vec<usize>,
     /// Bumped whenever anything above changes (chart caches key on it).
     pub generation: u64,
-    /// Min/max pyramids over (loss, smoothed loss, learning rate; NaN where absent), for
-    /// downsampling live charts in O(width).
-    pub pyramids: [MinMaxPyramid; 3],
-    lr_values: Vec<f64>,
-    loss_values: Vec<f64>,
-    best: Option<ValPoint>,
-    ema: Ema,
-    tailer: MetricsTail,
+    /// Why the earlier metrics records could not be read, if so.
+    pub load_error: Option<String>,
+    reader: RunReader,
+    smoothing: f64,
     config_stamp: Option<Stamp>,
     log_stamp: Option<Stamp>,
-    status_stamp: Option<Stamp>,
-}
-
-/// Length and modification time of a file, to skip re-reading unchanged ones.
-type Stamp = (u64, Option<SystemTime>);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok()))
 }
 
 impl Experiment {
-    /// An experiment folder; nothing is read until [`refresh`](Self::refresh).
+    /// An experiment folder whose files are read whole; nothing is read until
+    /// [`refresh`](Self::refresh).
     pub fn new(dir: PathBuf, smoothing: f64) -> Self {
+        let reader = RunReader::new(&dir);
+        Self::with_reader(dir, smoothing, reader)
+    }
+
+    /// An experiment folder whose metrics are read only at their end (see
+    /// [`RunReader::open_at_end`]); the request is for the records before.
+    pub fn at_end(dir: PathBuf, smoothing: f64) -> (Self, Option<PrefixRequest>) {
+        let (reader, request) = RunReader::open_at_end(&dir);
+        (Self::with_reader(dir, smoothing, reader), request)
+    }
+
+    fn with_reader(dir: PathBuf, smoothing: f64, reader: RunReader) -> Self {
         let id = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let tailer = MetricsTail::new(RunPaths::new(&dir).metrics());
         Self {
             id,
             config: Err("not read yet".into()),
-            status: None,
-            status_error: None,
-            state: RunState::Idle,
-            state_note: String::new(),
-            train: Vec::new(),
-            val: Vec::new(),
-            smoothed: Vec::new(),
-            corrupt_lines: 0,
+            run: reader.summary(0, &Probe::system()),
+            history: None,
             log_tail: Vec::new(),
             recon_epochs: Vec::new(),
             generation: 0,
-            pyramids: Default::default(),
-            lr_values: Vec::new(),
-            loss_values: Vec::new(),
-            best: None,
-            ema: Ema::new(smoothing),
-            tailer,
+            load_error: None,
+            reader,
+            smoothing,
             config_stamp: None,
             log_stamp: None,
-            status_stamp: None,
             dir,
         }
     }
@@ -167,7 +100,6 @@ impl Experiment {
     /// Re-read what changed on disk; returns whether anything visible changed.
     pub fn refresh(&mut self, probe: &Probe) -> bool {
         let mut changed = false;
-        let paths = self.paths();
         let cfg_path = self.dir.join(CONFIG_FILE);
         let s = stamp(&cfg_path);
         if s != self.config_stamp || self.config_stamp.is_none() {
@@ -178,31 +110,10 @@ impl Experiment {
                 changed = true;
             }
         }
-        let s = stamp(&paths.status());
-        if s != self.status_stamp {
-            self.status_stamp = s;
-            match read_status(&paths.status()) {
-                Ok(st) => {
-                    changed |= st != self.status || self.status_error.is_some();
-                    self.status = st;
-                    self.status_error = None;
-                }
-                Err(e) => {
-                    // A torn write would show up here; keep the last good status.
-                    self.status_error = Some(e.to_string());
-                }
-            }
-        }
-        let (state, note) = self.effective_state(probe);
-        if state != self.state || note != self.state_note {
-            self.state = state;
-            self.state_note = note;
-            changed = true;
-        }
-        match self.tailer.poll() {
-            Ok(update) => changed |= self.apply(update),
-            Err(e) => self.status_error = Some(format!("{}: {e}", self.tailer.path().display())),
-        }
+        let (update, status_changed) = self.reader.poll();
+        changed |= status_changed;
+        changed |= self.feed_history(&update);
+        let paths = self.paths();
         let s = stamp(&paths.log());
         if s != self.log_stamp {
             self.log_stamp = s;
@@ -214,165 +125,175 @@ impl Experiment {
             self.recon_epochs = epochs;
             changed = true;
         }
+        changed |= self.resummarize(probe);
         if changed {
             self.generation += 1;
         }
         changed
     }
 
-    /// Apply a tail update (also used by benchmarks to feed records without files).
-    pub fn apply(&mut self, update: TailUpdate) -> bool {
+    /// Recompute the summary (the clock moves the ETA); whether it changed.
+    fn resummarize(&mut self, probe: &Probe) -> bool {
+        let epochs = self.config.as_ref().map_or(0, |c| c.train.epochs);
+        let run = self.reader.summary(epochs, probe);
+        let changed = run != self.run;
+        self.run = run;
+        changed
+    }
+
+    fn feed_history(&mut self, update: &TailUpdate) -> bool {
         if update.is_empty() {
             return false;
         }
-        if update.reset {
-            self.train.clear();
-            self.val.clear();
-            self.smoothed.clear();
-            self.loss_values.clear();
-            self.lr_values.clear();
-            self.pyramids.iter_mut().for_each(MinMaxPyramid::clear);
-            self.best = None;
-            self.corrupt_lines = 0;
-            self.ema.reset();
+        if let Some(h) = &mut self.history {
+            if update.reset {
+                h.clear();
+            }
+            update.records.iter().for_each(|r| h.push(r));
         }
-        self.corrupt_lines += update.skipped;
-        for r in &update.records {
-            self.push(r);
+        true
+    }
+
+    /// Apply records without reading files (benchmarks feed histories from memory).
+    pub fn apply(&mut self, update: TailUpdate, probe: &Probe) -> bool {
+        if update.is_empty() {
+            return false;
         }
+        self.reader.apply(&update);
+        self.feed_history(&update);
+        self.resummarize(probe);
         self.generation += 1;
         true
     }
 
-    fn push(&mut self, r: &MetricRecord) {
-        match r.split {
-            Split::Train => {
-                if let Some(loss) = r.loss {
-                    self.train.push(TrainPoint {
-                        step: r.step,
-                        epoch: r.epoch,
-                        t: r.t,
-                        loss,
-                        lr: r.lr,
-                    });
-                    self.smoothed.push(self.ema.push(loss));
-                    self.loss_values.push(loss);
-                    self.lr_values.push(r.lr.unwrap_or(f64::NAN));
-                    self.pyramids[0].push(&self.loss_values);
-                    self.pyramids[1].push(&self.smoothed);
-                    self.pyramids[2].push(&self.lr_values);
-                }
+    /// Take the summary of the records before the tail's start (from the loader thread).
+    fn set_prefix(&mut self, era: u64, prefix: MetricsSummary, probe: &Probe) -> bool {
+        if !self.reader.set_prefix(era, prefix) {
+            return false;
+        }
+        self.resummarize(probe);
+        self.generation += 1;
+        true
+    }
+
+    /// Whether the earlier metrics records are still being read (best val L1 and counts then
+    /// cover only the last records).
+    pub fn loading(&self) -> bool {
+        self.reader.prefix_pending()
+    }
+
+    /// Read the whole training history up to where the tail has read (later records arrive
+    /// with the next refresh), unless it is held already. Returns whether it was read.
+    pub fn load_history(&mut self) -> bool {
+        if self.history.is_some() {
+            return false;
+        }
+        let tail = self.reader.tail();
+        // Room for every record up front (a train line is over 50 bytes): no growth by
+        // doubling, whose abandoned blocks would stay resident. Untouched spare capacity is not.
+        let mut history = History::with_capacity(self.smoothing, (tail.consumed() / 50) as usize);
+        match read_prefix(tail.path(), tail.consumed(), tail.identity(), |r| history.push(r)) {
+            Ok(Some(_)) => {
+                history.shrink_to_fit();
+                self.history = Some(history);
+                self.generation += 1;
+                true
             }
-            Split::Val => {
-                if let Some(l1) = r.l1 {
-                    let p = ValPoint { epoch: r.epoch, step: r.step, l1 };
-                    if self.best.is_none_or(|b| l1 < b.l1) {
-                        self.best = Some(p);
-                    }
-                    self.val.push(p);
-                }
+            // Replaced since the last poll: the next refresh starts over with the new file.
+            Ok(None) => false,
+            Err(e) => {
+                self.load_error = Some(format!("{}: {e}", tail.path().display()));
+                false
             }
+        }
+    }
+
+    /// Forget the training history (not drawn any more).
+    pub fn drop_history(&mut self) {
+        if self.history.take().is_some() {
+            self.generation += 1;
         }
     }
 
     /// Change the EMA weight (0 = none, 0.99 = heavy) and recompute the smoothed series.
     pub fn set_smoothing(&mut self, weight: f64) {
-        if (self.ema.weight() - weight).abs() < 1e-12 {
-            return;
-        }
-        self.ema = Ema::new(weight);
-        self.smoothed = self.train.iter().map(|p| self.ema.push(p.loss)).collect();
-        self.pyramids[1].rebuild(&self.smoothed);
-        self.generation += 1;
-    }
-
-    fn effective_state(&self, probe: &Probe) -> (RunState, String) {
-        let Some(s) = &self.status else { return (RunState::Idle, String::new()) };
-        if s.state != RunState::Running {
-            return (s.state, s.message.clone());
-        }
-        let local = s.host.is_empty() || s.host == crate::experiments::process::hostname();
-        if !local {
-            return (RunState::Running, format!("on {}", s.host));
-        }
-        if s.pid.is_some_and(|pid| (probe.pid_alive)(pid, s.pid_start)) {
-            (RunState::Running, s.message.clone())
-        } else {
-            let pid = s.pid.map_or("?".into(), |p| p.to_string());
-            (RunState::Crashed, format!("trainer pid {pid} died without an exit record"))
+        self.smoothing = weight;
+        if let Some(h) = &mut self.history
+            && h.set_smoothing(weight)
+        {
+            self.generation += 1;
         }
     }
 
-    /// Best validation record (lowest L1).
-    pub fn best_val(&self) -> Option<ValPoint> {
-        self.best
+    /// Displayed state.
+    pub fn state(&self) -> RunState {
+        self.run.state
+    }
+
+    /// status.json as last read.
+    pub fn status(&self) -> Option<&RunStatus> {
+        self.run.status.as_ref()
+    }
+
+    /// Why status.json or metrics.jsonl could not be read, if so.
+    pub fn read_error(&self) -> Option<String> {
+        self.reader.error().map(str::to_string).or_else(|| self.load_error.clone())
+    }
+
+    /// Corrupt metrics lines skipped.
+    pub fn corrupt_lines(&self) -> usize {
+        self.reader.metrics().skipped
+    }
+
+    /// Train and val records read (`None` while the earlier records are being read).
+    pub fn record_counts(&self) -> Option<(usize, usize)> {
+        let m = self.reader.metrics();
+        (!self.loading()).then_some((m.train_records, m.val_records))
+    }
+
+    /// Best validation L1 and its 0-based epoch.
+    pub fn best_val(&self) -> Option<(usize, f64)> {
+        Some((self.run.best_epoch?, self.run.best_val_l1?))
     }
 
     /// Last training loss.
     pub fn last_loss(&self) -> Option<f64> {
-        self.train.last().map(|p| p.loss)
+        self.run.last_loss
     }
 
     /// Total epochs: from the status while a run exists, else from the config.
     pub fn total_epochs(&self) -> usize {
-        match (&self.status, &self.config) {
-            (Some(s), _) if s.epochs > 0 => s.epochs,
-            (_, Ok(c)) => c.train.epochs,
-            _ => 0,
-        }
+        self.run.epochs
     }
 
     /// Completed epochs.
     pub fn epochs_done(&self) -> usize {
-        let from_val = self.val.last().map_or(0, |v| v.epoch + 1);
-        self.status.as_ref().map_or(from_val, |s| s.epoch.max(from_val))
+        self.run.epoch
     }
 
     /// Fraction of the run done, 0..=1.
     pub fn progress(&self) -> f64 {
-        if let Some(s) = &self.status
-            && s.total_steps > 0
-        {
-            return (s.step as f64 / s.total_steps as f64).clamp(0.0, 1.0);
+        if self.run.total_steps > 0 {
+            return (self.run.step as f64 / self.run.total_steps as f64).clamp(0.0, 1.0);
         }
         let total = self.total_epochs();
         if total == 0 { 0.0 } else { (self.epochs_done() as f64 / total as f64).clamp(0.0, 1.0) }
     }
 
-    /// Steps per epoch, from the status or the records.
+    /// Steps per epoch, from the status or the history's records.
     pub fn steps_per_epoch(&self) -> Option<f64> {
-        if let Some(s) = &self.status
+        if let Some(s) = self.status()
             && s.total_steps > 0
             && s.epochs > 0
         {
             return Some(s.total_steps as f64 / s.epochs as f64);
         }
-        // Records are in epoch order: the last record of epoch 0 by binary search.
-        let n0 = self.train.partition_point(|p| p.epoch == 0);
-        let last0 = self.train.get(n0.checked_sub(1)?)?;
-        if n0 == self.train.len() {
-            return None; // epoch 0 still running: its length is unknown
-        }
-        Some(last0.step as f64)
+        self.history.as_ref()?.steps_per_epoch()
     }
 
-    /// Estimated seconds left while running: step rate over this run's records.
-    pub fn eta_secs(&self, probe: &Probe) -> Option<u64> {
-        if self.state != RunState::Running {
-            return None;
-        }
-        let s = self.status.as_ref()?;
-        let started = s.started_ms.unwrap_or(0);
-        let last = self.train.last()?;
-        // Records are in time order: first record of this run by binary search.
-        let first = self.train.get(self.train.partition_point(|p| p.t < started))?;
-        if last.step <= first.step || last.t <= first.t {
-            return None;
-        }
-        let ms_per_step = (last.t - first.t) as f64 / (last.step - first.step) as f64;
-        let remaining = s.total_steps.saturating_sub(s.step.max(last.step));
-        let since_last = (probe.now_ms)().saturating_sub(last.t) as f64;
-        Some(((remaining as f64 * ms_per_step - since_last).max(0.0) / 1000.0).round() as u64)
+    /// Estimated seconds left while running.
+    pub fn eta_secs(&self) -> Option<u64> {
+        self.run.eta_secs.map(|s| s.round() as u64)
     }
 
     /// ROI set from the config ("?" if unreadable).
@@ -485,6 +406,49 @@ impl Votes {
     }
 }
 
+/// Reads the earlier records of metrics files on a worker thread.
+#[derive(Debug)]
+struct PrefixLoader {
+    tx: Sender<(PathBuf, PrefixRequest)>,
+    rx: Receiver<(PathBuf, u64, Result<Option<MetricsSummary>, String>)>,
+    /// Requests not sent yet: the worker starts only once the table is up (its first
+    /// [`Project::collect_loaded`]), so it does not compete with the first frame for the CPU.
+    queued: Vec<(PathBuf, PrefixRequest)>,
+    pending: usize,
+}
+
+impl PrefixLoader {
+    fn start() -> Self {
+        let (tx, requests) = mpsc::channel::<(PathBuf, PrefixRequest)>();
+        let (done, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("metrics-prefix".into())
+            .spawn(move || {
+                while let Ok((dir, request)) = requests.recv() {
+                    let result = request.read().map_err(|e| e.to_string());
+                    if done.send((dir, request.era, result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the metrics thread");
+        Self { tx, rx, queued: Vec::new(), pending: 0 }
+    }
+
+    fn request(&mut self, dir: &Path, request: PrefixRequest) {
+        self.queued.push((dir.to_path_buf(), request));
+        self.pending += 1;
+    }
+
+    fn send_queued(&mut self) {
+        for job in self.queued.drain(..) {
+            if self.tx.send(job).is_err() {
+                self.pending -= 1;
+            }
+        }
+    }
+}
+
 /// All experiments under one `experiments/` folder.
 #[derive(Debug)]
 pub struct Project {
@@ -496,20 +460,33 @@ pub struct Project {
     pub votes: Option<Votes>,
     smoothing: f64,
     probe: Probe,
+    loader: Option<PrefixLoader>,
 }
 
 /// Default TensorBoard smoothing weight.
 pub const DEFAULT_SMOOTHING: f64 = 0.6;
 
 impl Project {
-    /// Scan `dir` and read every experiment.
+    /// Scan `dir` and read every experiment's files whole before returning.
     pub fn open(dir: impl Into<PathBuf>, probe: Probe) -> Self {
+        Self::open_with(dir.into(), probe, None)
+    }
+
+    /// Scan `dir` reading only the end of each metrics file, so the table is ready however long
+    /// the histories; a worker thread reads the earlier records (collected by
+    /// [`collect_loaded`](Self::collect_loaded)). The console opens this way.
+    pub fn open_lazy(dir: impl Into<PathBuf>, probe: Probe) -> Self {
+        Self::open_with(dir.into(), probe, Some(PrefixLoader::start()))
+    }
+
+    fn open_with(dir: PathBuf, probe: Probe, loader: Option<PrefixLoader>) -> Self {
         let mut p = Self {
-            dir: dir.into(),
+            dir,
             experiments: Vec::new(),
             votes: None,
             smoothing: DEFAULT_SMOOTHING,
             probe,
+            loader,
         };
         p.refresh();
         p
@@ -545,6 +522,45 @@ impl Project {
         }
     }
 
+    /// Take the earlier records read by the worker thread; returns whether anything changed.
+    pub fn collect_loaded(&mut self) -> bool {
+        let Some(loader) = &mut self.loader else { return false };
+        loader.send_queued();
+        let mut changed = false;
+        while let Ok((dir, era, result)) = loader.rx.try_recv() {
+            loader.pending -= 1;
+            let Some(e) = self.experiments.iter_mut().find(|e| e.dir == dir) else { continue };
+            match result {
+                Ok(Some(prefix)) => changed |= e.set_prefix(era, prefix, &self.probe),
+                Ok(None) => {} // replaced meanwhile: its tail read the new file whole
+                Err(msg) => {
+                    e.load_error = Some(format!("{}: {msg}", e.paths().metrics().display()));
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Experiments whose earlier records are still being read.
+    pub fn loading(&self) -> usize {
+        self.loader.as_ref().map_or(0, |l| l.pending)
+    }
+
+    /// Hold the training history of exactly the experiments `drawn` (indices), loading the
+    /// missing ones and dropping the others; returns whether any was loaded.
+    pub fn keep_histories(&mut self, drawn: &[usize]) -> bool {
+        let mut loaded = false;
+        for (i, e) in self.experiments.iter_mut().enumerate() {
+            if drawn.contains(&i) {
+                loaded |= e.load_history();
+            } else {
+                e.drop_history();
+            }
+        }
+        loaded
+    }
+
     fn rescan(&mut self) -> bool {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             let had = !self.experiments.is_empty();
@@ -561,10 +577,22 @@ impl Project {
         }
         let mut old: HashMap<PathBuf, Experiment> =
             self.experiments.drain(..).map(|e| (e.dir.clone(), e)).collect();
-        self.experiments = dirs
-            .into_iter()
-            .map(|d| old.remove(&d).unwrap_or_else(|| Experiment::new(d, self.smoothing)))
-            .collect();
+        let mut fresh = Vec::with_capacity(dirs.len());
+        for d in dirs {
+            let e = match (old.remove(&d), &mut self.loader) {
+                (Some(e), _) => e,
+                (None, None) => Experiment::new(d, self.smoothing),
+                (None, Some(loader)) => {
+                    let (e, request) = Experiment::at_end(d, self.smoothing);
+                    if let Some(r) = request {
+                        loader.request(&e.dir, r);
+                    }
+                    e
+                }
+            };
+            fresh.push(e);
+        }
+        self.experiments = fresh;
         true
     }
 

@@ -7,7 +7,7 @@ use brainscope::models::vae::{AutoencoderKLConfig, save_vae};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,73 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_brainscope");
 /// Generous upper bound for anything to appear on screen (CI machines are slow); never a timing
 /// assertion.
 pub const WAIT: Duration = Duration::from_secs(30);
+/// Longest any one command of a test may take before it is killed and the test fails (every
+/// wait in these tests is bounded, so a hang fails with a message instead of eating CI's budget).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Run `cmd` to completion like [`Command::output`], but kill it and fail the test, naming the
+/// command and showing what it printed, when it runs longer than `limit`.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    wait_output_within(child, limit)
+}
+
+/// Wait for a spawned `child` (stdout and stderr piped) like [`std::process::Child::wait_with_output`],
+/// but kill it and fail the test after `limit`.
+pub fn wait_output_within(mut child: std::process::Child, limit: Duration) -> Output {
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pid {} still running after {limit:?}: killed\nstdout:\n{}\nstderr:\n{}",
+                child.id(),
+                String::from_utf8_lossy(&out.join().unwrap_or_default()),
+                String::from_utf8_lossy(&err.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// Wait (bounded) for `child` to exit; kill it and fail with `what` after `limit`.
+pub fn wait_child_within(
+    child: &mut dyn portable_pty::Child,
+    limit: Duration,
+    what: &str,
+) -> portable_pty::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} did not exit within {limit:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Training images of the tiny demo: 29 validation rows (30 %), 67 training rows.
 pub const N_IMAGES: usize = 96;
 
@@ -34,10 +101,8 @@ impl Project {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let data = root.join("tiny-demo");
-        let out = Command::new(BIN)
-            .args(["demo", "--out"])
-            .arg(&data)
-            .args([
+        let out = output_within(
+            Command::new(BIN).args(["demo", "--out"]).arg(&data).args([
                 "--images",
                 &N_IMAGES.to_string(),
                 "--test-images",
@@ -46,9 +111,9 @@ impl Project {
                 "32",
                 "--seed",
                 "5",
-            ])
-            .output()
-            .unwrap();
+            ]),
+            COMMAND_LIMIT,
+        );
         assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
         let vae = root.join("vae");
         let config: AutoencoderKLConfig = serde_json::from_value(serde_json::json!({
@@ -96,12 +161,10 @@ impl Project {
 
     /// Run the binary with `args` plus `--dir <project>/experiments`.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("--dir")
-            .arg(self.root.join("experiments"))
-            .output()
-            .unwrap()
+        output_within(
+            Command::new(BIN).args(args).arg("--dir").arg(self.root.join("experiments")),
+            COMMAND_LIMIT,
+        )
     }
 }
 
@@ -123,6 +186,11 @@ pub struct Session {
 impl Session {
     /// Start `brainscope` (the console) in `cwd`.
     pub fn open(cwd: &Path) -> Self {
+        Self::open_with_env(cwd, &[])
+    }
+
+    /// Start the console in `cwd` with extra environment variables.
+    pub fn open_with_env(cwd: &Path, env: &[(&str, &str)]) -> Self {
         let pty = native_pty_system();
         let pair =
             pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
@@ -131,9 +199,14 @@ impl Session {
         cmd.cwd(cwd);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
+        // The reader thread only feeds the screen (it ends when the console's side closes);
+        // every wait on the screen has a deadline.
         let mut reader = pair.master.try_clone_reader().unwrap();
         let p = Arc::clone(&parser);
         std::thread::spawn(move || {
@@ -157,6 +230,17 @@ impl Session {
     /// Screen rows, each cut to columns `col..col + width`.
     pub fn rows(&self, col: u16, width: u16) -> Vec<String> {
         self.parser.lock().unwrap().screen().rows(col, width).collect()
+    }
+
+    /// Foreground and background colours of every cell of the screen.
+    pub fn colours(&self) -> Vec<(vt100::Color, vt100::Color)> {
+        let p = self.parser.lock().unwrap();
+        let screen = p.screen();
+        let (rows, cols) = screen.size();
+        (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| (r, c)))
+            .filter_map(|(r, c)| screen.cell(r, c).map(|cell| (cell.fgcolor(), cell.bgcolor())))
+            .collect()
     }
 
     /// Whether the console is on the alternate screen.

@@ -2,7 +2,7 @@
 //! vt100. Opens the console on a temporary project, checks the table, quits with `q` (or is
 //! sent SIGTERM) and checks the terminal was restored (alternate screen left, cursor shown).
 
-use crate::common::Session;
+use crate::common::{Session, WAIT, wait_child_within};
 
 const TOML: &str = r#"id = 92
 description = "tiny e2e experiment"
@@ -71,14 +71,26 @@ fn hangup_without_sighup_ends_the_console() {
     cmd.env("TERM", "xterm-256color");
     let mut shell = pair.slave.spawn_command(cmd).unwrap();
     drop(pair.slave);
+    // Bounded reads: wait for output with poll(2) on the master (not in a thread of its own,
+    // which would keep the master open and so prevent the very hang-up this test makes).
+    let fd = pair.master.as_raw_fd().expect("a unix pty has a descriptor");
     let mut reader = pair.master.try_clone_reader().unwrap();
     let mut seen = Vec::new();
     let start = Instant::now();
     while !String::from_utf8_lossy(&seen).contains("STATE") {
+        let left = WAIT.saturating_sub(start.elapsed()).as_millis() as i32;
+        let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        // SAFETY: poll(2) on one descriptor the master owns, kept open meanwhile.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, left) } <= 0 {
+            let _ = shell.kill();
+            panic!(
+                "the console did not draw its table within {WAIT:?}; it wrote:\n{}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
         let mut buf = [0u8; 4096];
-        let n = reader.read(&mut buf).unwrap();
+        let n = reader.read(&mut buf).unwrap(); // readable: does not block
         seen.extend_from_slice(&buf[..n]);
-        assert!(start.elapsed() < crate::common::WAIT, "the console did not draw its table");
     }
     let shell_pid = shell.process_id().expect("shell pid");
     let children =
@@ -90,7 +102,7 @@ fn hangup_without_sighup_ends_the_console() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     drop(reader);
     drop(pair.master); // hang up
-    let _ = shell.wait();
+    wait_child_within(&mut *shell, WAIT, "setsid --wait (the console's parent)");
     let start = Instant::now();
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{console}/stat")).unwrap_or_default();
@@ -112,4 +124,23 @@ fn hangup_without_sighup_ends_the_console() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// `NO_COLOR` set: not one cell of the real terminal is coloured; without it, the state is.
+#[test]
+fn no_color_turns_every_colour_off() {
+    let dir = project();
+    let mut s = Session::open(dir.path());
+    s.wait_for(&["92", "· idle"]);
+    let default = vt100::Color::Default;
+    assert!(
+        s.colours().iter().any(|&(fg, bg)| fg != default || bg != default),
+        "colours are on by default"
+    );
+    s.quit();
+    let mut s = Session::open_with_env(dir.path(), &[("NO_COLOR", "1")]);
+    s.wait_for(&["92", "· idle", "tiny e2e experiment"]);
+    let coloured = s.colours().into_iter().filter(|&(fg, bg)| fg != default || bg != default);
+    assert_eq!(coloured.count(), 0, "coloured cells under NO_COLOR:\n{}", s.contents());
+    s.quit();
 }

@@ -1,9 +1,13 @@
 //! Run control through the real binary, against fake trainers (no model needed): status
 //! listing and crash detection, double-start refusal, stop with SIGTERM and with SIGKILL after
-//! a timeout.
+//! a timeout, a stop that cannot record itself failing loudly, and the typed errors of the
+//! library start the console calls.
 
+use crate::common::{COMMAND_LIMIT, output_within};
+use brainscope::experiments::launch::{LaunchError, LaunchOptions, StartError, start};
 use brainscope::experiments::lock::RunLock;
 use brainscope::experiments::process::{hostname, pid_start_time};
+use brainscope::experiments::registry::RegistryError;
 use brainscope::experiments::state::{RunState, RunStatus, read_status, write_status};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,7 +29,32 @@ fn experiment(root: &Path, id: u32) -> PathBuf {
 }
 
 fn brainscope(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).args(args).arg("--dir").arg(root.join("experiments")).output().unwrap()
+    output_within(
+        Command::new(BIN).args(args).arg("--dir").arg(root.join("experiments")),
+        COMMAND_LIMIT,
+    )
+}
+
+/// A shell that ignores SIGTERM (a trainer that will not stop), once its trap is in place.
+fn stubborn_trainer() -> std::process::Child {
+    let child = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        .spawn()
+        .unwrap();
+    // Give the shell time to install its trap before the stop (bounded wait on /proc).
+    let pid = child.id();
+    for _ in 0..100 {
+        let sig = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ignored = sig
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        if ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
 }
 
 fn fake_status(pid: u32, state: RunState) -> RunStatus {
@@ -129,23 +158,8 @@ fn stop_sends_sigterm_and_records_stopped() {
 fn stop_kills_a_trainer_that_ignores_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = experiment(tmp.path(), 92);
-    let mut child = Command::new("sh")
-        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
-        .spawn()
-        .unwrap();
-    // Give the shell time to install its trap before the stop (bounded wait on /proc).
+    let mut child = stubborn_trainer();
     let pid = child.id();
-    for _ in 0..100 {
-        let sig = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let ignored = sig
-            .lines()
-            .find_map(|l| l.strip_prefix("SigIgn:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
-        if ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     write_status(&dir.join("status.json"), &fake_status(pid, RunState::Running)).unwrap();
     let waiter = std::thread::spawn(move || child.wait().unwrap());
     let out = brainscope(tmp.path(), &["stop", "92", "--timeout", "1"]);
@@ -190,4 +204,65 @@ fn a_trainer_that_fails_records_crashed_with_the_reason_and_exits_non_zero() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("the detached trainer never recorded its crash");
+}
+
+#[test]
+fn stop_fails_loudly_when_it_cannot_record_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = experiment(tmp.path(), 92);
+    let mut child = stubborn_trainer();
+    let running = fake_status(child.id(), RunState::Running);
+    write_status(&dir.join("status.json"), &running).unwrap();
+    let waiter = std::thread::spawn(move || child.wait().unwrap());
+    let stop = Command::new(BIN)
+        .args(["stop", "92", "--timeout", "1", "--dir"])
+        .arg(tmp.path().join("experiments"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // status.json is replaced through `.status.json.tmp-<pid of the writer>` (write_atomic): a
+    // folder in that place makes the write fail, even for root, and the stop spends its 1 s
+    // timeout before writing.
+    std::fs::create_dir(dir.join(format!(".status.json.tmp-{}", stop.id()))).unwrap();
+    let out = crate::common::wait_output_within(stop, COMMAND_LIMIT);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(waiter.join().unwrap().signal(), Some(libc::SIGKILL), "the trainer was killed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a stop that recorded nothing succeeded: {err}");
+    assert!(err.contains(&dir.join("status.json").display().to_string()), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no success line");
+    // Nothing was written: the record is still the trainer's, which now shows as crashed.
+    assert_eq!(read_status(&dir.join("status.json")).unwrap().unwrap(), running);
+    assert_eq!(status_json(tmp.path())["experiments"][0]["state"], "crashed");
+}
+
+#[test]
+fn library_start_refuses_with_typed_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiments = tmp.path().join("experiments");
+    let dir = experiment(tmp.path(), 92);
+    let bin = Path::new(BIN);
+    let opts = LaunchOptions::default();
+    assert!(matches!(
+        start(bin, &experiments, "93", &opts),
+        Err(StartError::Registry(RegistryError::NotFound { .. }))
+    ));
+    let mut done = fake_status(std::process::id(), RunState::Done);
+    done.exit_code = Some(0);
+    write_status(&dir.join("status.json"), &done).unwrap();
+    assert!(matches!(start(bin, &experiments, "92", &opts), Err(StartError::AlreadyDone { .. })));
+    let lock = RunLock::acquire(&dir.join("lock")).unwrap();
+    let restart = LaunchOptions { restart: true, ..LaunchOptions::default() };
+    assert!(matches!(
+        start(bin, &experiments, "92", &restart),
+        Err(StartError::Launch(LaunchError::AlreadyRunning { .. }))
+    ));
+    drop(lock);
+    let bad_device =
+        LaunchOptions { device: Some("tpu".into()), restart: true, ..LaunchOptions::default() };
+    let err = start(bin, &experiments, "92", &bad_device).unwrap_err();
+    assert!(matches!(err, StartError::Device(_)), "{err:?}");
+    assert!(!dir.join("train.log").exists(), "a refused start launches nothing");
 }

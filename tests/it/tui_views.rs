@@ -1,13 +1,16 @@
 //! Snapshot tests of every view (ratatui TestBackend + insta) on the fixture experiments in
 //! tests/fixtures/experiments (running, done, crashed, idle, corrupt metrics line), plus the
-//! state the console derives from those files.
+//! state the console derives from those files, their colours and styles, the lazy start-up over
+//! long histories, and halfblock images drawn from a known picture.
 
-use brainscope::experiments::state::RunState;
+use brainscope::experiments::registry::RunReader;
+use brainscope::experiments::state::{MetricRecord, RunState, Split};
 use brainscope::tui::app::{App, Column};
 use brainscope::tui::image::{ImageCache, ImageProtocol};
 use brainscope::tui::keys::{Action, View};
 use brainscope::tui::model::{Probe, Project};
-use brainscope::tui::views::{self, Theme};
+use brainscope::tui::theme::Theme;
+use brainscope::tui::views;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
@@ -57,19 +60,23 @@ fn states_are_derived_from_the_files() {
     let app = app();
     let ids: Vec<&str> = app.project.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["92", "94", "97", "100", "101"], "numeric ids in numeric order");
-    let state = |id: &str| app.project.get(id).unwrap().state;
+    let state = |id: &str| app.project.get(id).unwrap().state();
     assert_eq!(state("92"), RunState::Running, "live pid");
     assert_eq!(state("94"), RunState::Done);
     assert_eq!(state("97"), RunState::Crashed, "status says running but the pid is dead");
     assert_eq!(state("100"), RunState::Idle);
     assert_eq!(state("101"), RunState::Stopped);
     let c = app.project.get("101").unwrap();
-    assert_eq!(c.corrupt_lines, 1, "the partial last line is not counted as corrupt");
-    assert_eq!(c.train.len(), 20);
+    assert_eq!(c.corrupt_lines(), 1, "the partial last line is not counted as corrupt");
+    assert_eq!(c.record_counts().unwrap().0, 20);
     let done = app.project.get("94").unwrap();
-    assert_eq!(done.best_val().unwrap().epoch, 4);
+    assert_eq!(done.best_val().unwrap().0, 4);
     assert_eq!(done.recon_epochs, vec![0, 1, 2, 3, 4]);
-    assert_eq!(app.project.get("92").unwrap().eta_secs(&probe()), Some(445));
+    assert_eq!(app.project.get("92").unwrap().eta_secs(), Some(445));
+    assert!(
+        app.project.experiments.iter().all(|e| e.history.is_none()),
+        "the table holds no history"
+    );
     assert_eq!(app.project.votes.as_ref().unwrap().winners.get(&0).map(String::as_str), Some("94"));
 }
 
@@ -217,4 +224,210 @@ fn no_color_uses_no_colours_anywhere() {
     let mut app = app();
     let s = screen(&render(&mut app, 80, 24));
     assert!(s.contains("▶ running") && s.contains("✖ crashed") && s.contains("✔ done"));
+}
+
+/// Each row as runs of equally styled cells: `[fg bg modifiers] text`, so a snapshot shows the
+/// colours and styles, not only the symbols.
+fn styles(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut runs: Vec<(String, String)> = Vec::new();
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            let style = format!("{:?} {:?} {:?}", c.fg, c.bg, c.modifier);
+            match runs.last_mut() {
+                Some((s, text)) if *s == style => text.push_str(c.symbol()),
+                _ => runs.push((style, c.symbol().to_string())),
+            }
+        }
+        let line: Vec<String> = runs
+            .into_iter()
+            .filter(|(s, text)| !(text.trim().is_empty() && s.starts_with("Reset Reset NONE")))
+            .map(|(s, text)| format!("[{s}] {}", text.trim_end()))
+            .collect();
+        out.push_str(&format!("{y:>2}: {}\n", line.join(" ")));
+    }
+    out
+}
+
+/// The style of the first cell of the first occurrence of `text` on screen.
+fn style_at(t: &Terminal<TestBackend>, text: &str) -> (Color, Color, ratatui::style::Modifier) {
+    let s = screen(t);
+    let (y, line) = s.lines().enumerate().find(|(_, l)| l.contains(text)).expect(text);
+    let x = line[..line.find(text).unwrap()].chars().count() as u16;
+    let c = &t.backend().buffer()[(x, y as u16)];
+    (c.fg, c.bg, c.modifier)
+}
+
+#[test]
+fn table_colours_per_state_and_none_under_no_color() {
+    use ratatui::style::Modifier;
+    let mut app = app();
+    let t = render(&mut app, 80, 24);
+    assert_eq!(style_at(&t, "▶ running"), (Color::Green, Color::DarkGray, Modifier::BOLD));
+    assert_eq!(style_at(&t, "✔ done"), (Color::Cyan, Color::Reset, Modifier::empty()));
+    assert_eq!(style_at(&t, "✖ crashed"), (Color::Red, Color::Reset, Modifier::BOLD));
+    assert_eq!(style_at(&t, "· idle"), (Color::Gray, Color::Reset, Modifier::empty()));
+    assert_eq!(style_at(&t, "■ stopped"), (Color::Yellow, Color::Reset, Modifier::empty()));
+    insta::assert_snapshot!("table_styles_colour", styles(&t));
+
+    // NO_COLOR (Theme::from_env reads it; e2e_console checks the variable end to end): no
+    // colour anywhere, the selected row still stands out by reversed video.
+    let mut app = app_with(ImageCache::off(), Theme { color: false });
+    let t = render(&mut app, 80, 24);
+    assert!(
+        t.backend().buffer().content().iter().all(|c| (c.fg, c.bg) == (Color::Reset, Color::Reset))
+    );
+    assert_eq!(style_at(&t, "▶ running").2, Modifier::BOLD | Modifier::REVERSED);
+    insta::assert_snapshot!("table_styles_no_color", styles(&t));
+}
+
+#[test]
+fn halfblock_image_cells_are_the_picture() {
+    // A 64x64 picture in four solid quadrants.
+    let quadrant = |x: u32, y: u32| match (x < 32, y < 32) {
+        (true, true) => [255, 0, 0],
+        (false, true) => [0, 255, 0],
+        (true, false) => [0, 0, 255],
+        (false, false) => [255, 255, 255],
+    };
+    let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb(quadrant(x, y)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quadrants.png");
+    img.save(&path).unwrap();
+    let mut cache = ImageCache::blocking(ImageProtocol::Halfblocks.picker());
+    let mut t = Terminal::new(TestBackend::new(40, 20)).unwrap();
+    t.draw(|f| cache.render(f, f.area(), &path, ratatui::style::Style::new())).unwrap();
+    let buf = t.backend().buffer();
+    // The image is drawn where the cells carry colours; find that box.
+    let drawn: Vec<(u16, u16)> = (0..20)
+        .flat_map(|y| (0..40).map(move |x| (x, y)))
+        .filter(|&(x, y)| buf[(x, y)].fg != Color::Reset || buf[(x, y)].bg != Color::Reset)
+        .collect();
+    assert!(drawn.len() > 100, "only {} image cells", drawn.len());
+    let (x0, x1) =
+        (drawn.iter().map(|p| p.0).min().unwrap(), drawn.iter().map(|p| p.0).max().unwrap());
+    let (y0, y1) =
+        (drawn.iter().map(|p| p.1).min().unwrap(), drawn.iter().map(|p| p.1).max().unwrap());
+    let rgb = |c: Color| match c {
+        Color::Rgb(r, g, b) => [r, g, b],
+        other => panic!("halfblocks draw RGB colours, got {other:?}"),
+    };
+    // Quadrant centres: both half-cells (fg and bg) carry that quadrant's colour.
+    for (fx, fy, want) in
+        [(1, 1, [255, 0, 0]), (3, 1, [0, 255, 0]), (1, 3, [0, 0, 255]), (3, 3, [255, 255, 255])]
+    {
+        let x = x0 + (x1 - x0) * fx / 4;
+        let y = y0 + (y1 - y0) * fy / 4;
+        let c = &buf[(x, y)];
+        // A half block shows its two pixels as foreground and background; a blank cell (both
+        // pixels alike) only its background.
+        let colours = match c.symbol() {
+            "▄" | "▀" => vec![rgb(c.fg), rgb(c.bg)],
+            " " => vec![rgb(c.bg)],
+            other => panic!("cell ({x}, {y}) is {other:?}, not a half block"),
+        };
+        for got in colours {
+            assert!(
+                got.iter().zip(want).all(|(g, w)| (*g as i32 - w).abs() <= 8),
+                "cell ({x}, {y}) is {got:?}, the picture is {want:?} there"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_console_shows_the_registry_summary() {
+    // One run-state reader: what the console shows is what `brainscope status` computes.
+    let app = app();
+    for e in &app.project.experiments {
+        let mut reader = RunReader::new(&e.dir);
+        reader.poll();
+        let epochs = e.config.as_ref().unwrap().train.epochs;
+        assert_eq!(reader.summary(epochs, &probe()), e.run, "experiment {}", e.id);
+    }
+}
+
+#[test]
+fn lazy_open_ends_like_the_eager_one() {
+    let eager = app();
+    let mut lazy = App::new(
+        Project::open_lazy(FIXTURES, probe()),
+        ImageCache::off(),
+        Theme { color: true },
+        None,
+    );
+    let start = std::time::Instant::now();
+    while lazy.project.loading() > 0 {
+        lazy.collect_background();
+        assert!(start.elapsed().as_secs() < 30, "the metrics thread never answered");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for (a, b) in eager.project.experiments.iter().zip(&lazy.project.experiments) {
+        assert_eq!(a.run, b.run, "experiment {}", a.id);
+        assert_eq!(a.record_counts(), b.record_counts());
+        assert_eq!(a.corrupt_lines(), b.corrupt_lines());
+    }
+    let mut eager = eager;
+    assert_eq!(screen(&render(&mut eager, 80, 24)), screen(&render(&mut lazy, 80, 24)));
+}
+
+#[test]
+fn lazy_start_reads_the_end_then_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |step: u64, split: Split, v: f64| MetricRecord {
+        t: step,
+        epoch: (step / 100) as usize,
+        step,
+        split,
+        loss: (split == Split::Train).then_some(v),
+        l1: (split == Split::Val).then_some(v),
+        lr: None,
+    };
+    let mut text = String::new();
+    for step in 1..=5_000u64 {
+        text += &(rec(step, Split::Train, 1.0 + step as f64).to_line() + "\n");
+        if step % 100 == 0 {
+            // The best val L1 is the first epoch's, far before the end of the file.
+            let l1 = if step == 100 { 0.125 } else { 0.5 };
+            text += &(rec(step, Split::Val, l1).to_line() + "\n");
+        }
+    }
+    std::fs::write(dir.path().join("metrics.jsonl"), &text).unwrap();
+    let (mut reader, request) = RunReader::open_at_end(dir.path());
+    let request = request.expect("a long file has a prefix to read");
+    assert!(reader.prefix_pending());
+    let early = reader.summary(1, &probe());
+    assert_eq!(early.last_loss, Some(5001.0), "the end is read at once");
+    assert_eq!(early.best_val_l1, Some(0.5), "only the last records are known yet");
+    let prefix = request.read().unwrap().expect("same file");
+    assert!(reader.set_prefix(request.era, prefix));
+    assert!(!reader.prefix_pending());
+    let done = reader.summary(1, &probe());
+    assert_eq!((done.best_val_l1, done.best_epoch), (Some(0.125), Some(1)));
+    assert_eq!(done.last_loss, Some(5001.0));
+    assert_eq!((reader.metrics().train_records, reader.metrics().val_records), (5_000, 50));
+}
+
+#[test]
+fn histories_are_held_only_while_drawn() {
+    let mut app = app();
+    select(&mut app, "94");
+    app.apply(Action::Mark);
+    select(&mut app, "101");
+    app.apply(Action::Open);
+    render(&mut app, 80, 24);
+    let held: Vec<&str> = app
+        .project
+        .experiments
+        .iter()
+        .filter(|e| e.history.is_some())
+        .map(|e| e.id.as_str())
+        .collect();
+    assert_eq!(held, ["94", "101"], "the open experiment and its overlay");
+    assert_eq!(app.project.get("101").unwrap().history.as_ref().unwrap().len(), 20);
+    app.apply(Action::Back);
+    render(&mut app, 80, 24);
+    assert!(app.project.experiments.iter().all(|e| e.history.is_none()));
 }

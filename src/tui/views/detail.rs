@@ -3,8 +3,9 @@
 
 use crate::tui::app::{App, ChartCache, SecondChart};
 use crate::tui::chart::{downsample_minmax, fmt_num, y_bounds};
-use crate::tui::model::Experiment;
-use crate::tui::views::{Theme, fmt_duration};
+use crate::tui::model::{Experiment, Series, ValPoint};
+use crate::tui::theme::Theme;
+use crate::tui::views::fmt_duration;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -36,29 +37,26 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
 fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     let t = app.theme;
     let e = &app.project.experiments[idx];
-    let (sym, style) = t.state(e.state);
+    let (sym, style) = t.state(e.state());
     let desc = e.config.as_ref().map(|c| c.description.clone()).unwrap_or_else(|err| err.clone());
     let mut title = vec![
         Span::styled(format!(" {} ", e.id), t.accent()),
-        Span::styled(format!("{sym} {} ", e.state.name()), style),
+        Span::styled(format!("{sym} {} ", e.state().name()), style),
     ];
-    if !e.state_note.is_empty() {
-        title.push(Span::styled(format!("({}) ", e.state_note), style));
+    if !e.run.message.is_empty() {
+        title.push(Span::styled(format!("({}) ", e.run.message), style));
     }
     title.push(Span::raw(format!("{desc} ")));
     let block = Block::default().borders(Borders::ALL).title(Line::from(title));
-    let probe = *app.project.probe();
     let mut label = format!("epoch {}/{}", e.epochs_done(), e.total_epochs());
-    if let Some(s) = &e.status
-        && s.total_steps > 0
-    {
-        label.push_str(&format!(" · step {}/{}", s.step, s.total_steps));
+    if e.run.total_steps > 0 {
+        label.push_str(&format!(" · step {}/{}", e.run.step, e.run.total_steps));
     }
-    if let Some(eta) = e.eta_secs(&probe) {
+    if let Some(eta) = e.eta_secs() {
         label.push_str(&format!(" · ETA {}", fmt_duration(eta)));
     }
-    if e.corrupt_lines > 0 {
-        label.push_str(&format!(" · {} corrupt line(s)", e.corrupt_lines));
+    if e.corrupt_lines() > 0 {
+        label.push_str(&format!(" · {} corrupt line(s)", e.corrupt_lines()));
     }
     let gauge = Gauge::default()
         .block(block)
@@ -81,47 +79,53 @@ fn ytrans(v: f64, log: bool) -> f64 {
     if log { v.max(1e-12).log10() } else { v }
 }
 
-/// Downsampled (raw, smoothed, lr) series of `e`, from the cache when nothing changed.
+/// Downsampled (raw, smoothed, lr) series of `e`, of which those in `wanted` are up to date
+/// (from the cache when nothing changed).
 fn series<'a>(
     cache: &'a mut ChartCache,
     e: &Experiment,
     buckets: u16,
     x_epochs: bool,
     log_y: bool,
+    wanted: &[Series],
 ) -> &'a [Vec<(f64, f64)>; 3] {
     let key = (e.generation, buckets, x_epochs, log_y);
-    if cache.key != key || (cache.series[0].is_empty() && !e.train.is_empty()) {
+    let Some(h) = e.history.as_ref().filter(|h| !h.is_empty()) else {
+        *cache = ChartCache::default();
+        return &cache.series;
+    };
+    if cache.key != key {
+        cache.computed = [false; 3];
+        cache.key = key;
+    }
+    if wanted.iter().any(|&s| !cache.computed[s as usize]) {
         let spe = if x_epochs { e.steps_per_epoch() } else { None };
-        let (x0, x1) = match (e.train.first(), e.train.last()) {
-            (Some(a), Some(b)) => (train_x(a.step, spe), train_x(b.step, spe)),
-            _ => (0.0, 1.0),
-        };
+        let n = h.len();
+        let (x0, x1) = (train_x(h.step(0), spe), train_x(h.step(n - 1), spe));
         let b = buckets as usize;
-        let n = e.train.len();
-        let y = |k: usize, i: usize| match k {
-            0 => e.train[i].loss,
-            1 => e.smoothed[i],
-            _ => e.train[i].lr.unwrap_or(f64::NAN),
-        };
-        let one = |k: usize| match e.pyramids[k].candidates(n, b) {
+        let one = |s: Series| match h.pyramid(s).candidates(b) {
             // Long histories: only the pyramid's per-block extremes (O(width) points).
-            Some(idx) => downsample_minmax(
-                idx.iter().map(|&i| train_x(e.train[i].step, spe)),
-                idx.iter().map(|&i| ytrans(y(k, i), log_y)),
+            Some(pts) => downsample_minmax(
+                pts.iter().map(|&(i, _)| train_x(h.step(i), spe)),
+                pts.iter().map(|&(_, v)| ytrans(f64::from(v), log_y)),
                 x0,
                 x1,
                 b,
             ),
             None => downsample_minmax(
-                e.train.iter().map(|p| train_x(p.step, spe)),
-                (0..n).map(|i| ytrans(y(k, i), log_y)),
+                h.steps().map(|step| train_x(step, spe)),
+                h.values(s).map(|v| ytrans(v, log_y)),
                 x0,
                 x1,
                 b,
             ),
         };
-        cache.series = [one(0), one(1), one(2)];
-        cache.key = key;
+        for &s in wanted {
+            if !cache.computed[s as usize] {
+                cache.series[s as usize] = one(s);
+                cache.computed[s as usize] = true;
+            }
+        }
     }
     &cache.series
 }
@@ -240,7 +244,7 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         }
         Line::from(spans)
     };
-    if app.project.experiments[idx].train.is_empty() {
+    if app.project.experiments[idx].history.as_ref().is_none_or(|h| h.is_empty()) {
         empty_chart(f, area, &title, "no training steps yet\n(s starts training)", t);
         return;
     }
@@ -249,8 +253,8 @@ fn train_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let mut all: Vec<(String, [Vec<(f64, f64)>; 3])> = Vec::new();
     for i in std::iter::once(idx).chain(overlays(app, idx)) {
         let e = &app.project.experiments[i];
-        let cache = app.chart_cache.entry(e.id.clone()).or_default();
-        let s = series(cache, e, buckets, x_epochs, log_y);
+        let cache = app.chart_cache.entry((e.id.clone(), buckets)).or_default();
+        let s = series(cache, e, buckets, x_epochs, log_y, &[Series::Loss, Series::Smoothed]);
         all.push((e.id.clone(), [s[0].clone(), s[1].clone(), Vec::new()]));
     }
     let mut datasets = Vec::new();
@@ -287,10 +291,12 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let log_y = app.log_y;
     let e = &app.project.experiments[idx];
     let title = match e.best_val() {
-        Some(b) => format!("val L1 · best {} @ep {}", fmt_num(b.l1), b.epoch + 1),
+        Some((epoch, l1)) => format!("val L1 · best {} @ep {}", fmt_num(l1), epoch + 1),
         None => "val L1".to_string(),
     };
-    if e.val.is_empty() {
+    let no_val: &[ValPoint] = &[];
+    let val = |e: &Experiment| e.history.as_ref().map_or(no_val, |h| h.val()).to_vec();
+    if val(e).is_empty() {
         empty_chart(f, area, &title, "no validation epochs yet", t);
         return;
     }
@@ -299,11 +305,11 @@ fn val_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         let o = &app.project.experiments[i];
         all.push((
             o.id.clone(),
-            o.val.iter().map(|v| ((v.epoch + 1) as f64, ytrans(v.l1, log_y))).collect(),
+            val(o).iter().map(|v| ((v.epoch + 1) as f64, ytrans(v.l1, log_y))).collect(),
         ));
     }
     let best: Vec<(f64, f64)> =
-        e.best_val().map(|b| ((b.epoch + 1) as f64, ytrans(b.l1, log_y))).into_iter().collect();
+        e.best_val().map(|(ep, l1)| ((ep + 1) as f64, ytrans(l1, log_y))).into_iter().collect();
     let mut datasets: Vec<Dataset> = all
         .iter()
         .enumerate()
@@ -346,14 +352,14 @@ fn lr_chart(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let t = app.theme;
     let title = if app.log_y { "learning rate · log" } else { "learning rate" };
     let e = &app.project.experiments[idx];
-    if e.train.iter().all(|p| p.lr.is_none()) {
+    if e.history.as_ref().is_none_or(|h| !h.has_lr()) {
         empty_chart(f, area, title, "no learning-rate records yet", t);
         return;
     }
     let buckets = buckets_for(area);
     let (x_epochs, log_y) = (app.x_epochs, app.log_y);
-    let cache = app.chart_cache.entry(e.id.clone()).or_default();
-    let lr = series(cache, e, buckets, x_epochs, log_y)[2].clone();
+    let cache = app.chart_cache.entry((e.id.clone(), buckets)).or_default();
+    let lr = series(cache, e, buckets, x_epochs, log_y, &[Series::Lr])[2].clone();
     let xb = x_bounds(&[&lr]);
     let yb = y_bounds(std::iter::once(lr.as_slice()));
     let (x, y) = axes(t, xb, yb, if x_epochs { "epoch" } else { "step" }, log_y);

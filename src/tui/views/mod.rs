@@ -6,12 +6,10 @@ pub mod gallery;
 pub mod help;
 pub mod table;
 
-use crate::experiments::state::RunState;
 use crate::tui::app::App;
 use crate::tui::keys::View;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -20,70 +18,10 @@ pub const MIN_WIDTH: u16 = 60;
 /// Smallest usable terminal height.
 pub const MIN_HEIGHT: u16 = 16;
 
-/// Colours, or none at all when `NO_COLOR` is set. Every state also has a symbol, so nothing
-/// depends on colour alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Theme {
-    /// Use colours.
-    pub color: bool,
-}
-
-impl Theme {
-    /// Colours unless the `NO_COLOR` environment variable is set and non-empty.
-    pub fn from_env() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self { color: !no_color }
-    }
-
-    fn fg(&self, c: Color) -> Style {
-        if self.color { Style::new().fg(c) } else { Style::new() }
-    }
-
-    /// Symbol and style of a state.
-    pub fn state(&self, s: RunState) -> (&'static str, Style) {
-        match s {
-            RunState::Idle => ("·", self.fg(Color::Gray)),
-            RunState::Running => ("▶", self.fg(Color::Green).add_modifier(Modifier::BOLD)),
-            RunState::Done => ("✔", self.fg(Color::Cyan)),
-            RunState::Stopped => ("■", self.fg(Color::Yellow)),
-            RunState::Crashed => ("✖", self.fg(Color::Red).add_modifier(Modifier::BOLD)),
-        }
-    }
-
-    /// Secondary text.
-    pub fn dim(&self) -> Style {
-        if self.color { Style::new().fg(Color::DarkGray) } else { Style::new() }
-    }
-
-    /// Titles and highlights.
-    pub fn accent(&self) -> Style {
-        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
-    }
-
-    /// Warnings and errors.
-    pub fn warn(&self) -> Style {
-        self.fg(Color::Yellow)
-    }
-
-    /// Selected table row.
-    pub fn selected(&self) -> Style {
-        if self.color {
-            Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().add_modifier(Modifier::REVERSED)
-        }
-    }
-
-    /// Colour for series `i` (main experiment is 0, overlays follow).
-    pub fn series(&self, i: usize) -> Style {
-        const PALETTE: [Color; 6] =
-            [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red];
-        self.fg(PALETTE[i % PALETTE.len()])
-    }
-}
-
 /// Draw the whole console for the current state.
 pub fn draw(f: &mut Frame, app: &mut App) {
+    // The detail view's charts need the histories of what it shows (loaded here, on demand).
+    app.prepare_frame();
     let area = f.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let msg = format!(

@@ -51,21 +51,24 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         Cell::from(text)
     }))
     .style(t.accent());
-    let probe = *app.project.probe();
     let rows: Vec<Row> = visible
         .iter()
         .map(|&i| {
             let e = &app.project.experiments[i];
-            let (sym, style) = t.state(e.state);
+            let (sym, style) = t.state(e.state());
             let marked = if app.marked.contains(&e.id) { "*" } else { " " };
             let cfg = e.config.as_ref().ok();
             let epoch = format!("{}/{}", e.epochs_done(), e.total_epochs());
-            let best =
-                e.best_val().map_or("-".into(), |b| format!("{} @{}", short(b.l1), b.epoch + 1));
-            let eta = e.eta_secs(&probe).map_or("-".into(), fmt_duration);
+            let best = match e.best_val() {
+                // Only the last records are read yet: their best need not be the run's.
+                _ if e.loading() => "…".to_string(),
+                Some((epoch, l1)) => format!("{} @{}", short(l1), epoch + 1),
+                None => "-".into(),
+            };
+            let eta = e.eta_secs().map_or("-".into(), fmt_duration);
             Row::new(vec![
                 Cell::from(format!("{marked}{}", e.id)),
-                Cell::from(Span::styled(format!("{sym} {}", e.state.name()), style)),
+                Cell::from(Span::styled(format!("{sym} {}", e.state().name()), style)),
                 Cell::from(e.roi_set()),
                 Cell::from(cfg.map_or("?".into(), |c| c.train.seed.to_string())),
                 Cell::from(cfg.map_or("?".into(), |c| c.train.batch_size.to_string())),
@@ -120,25 +123,25 @@ fn info_lines<'a>(e: &'a Experiment, app: &App) -> Vec<Line<'a>> {
         Err(err) => lines.push(Line::from(Span::styled(format!("{}: {err}", e.id), t.warn()))),
     }
     let mut second: Vec<Span> = Vec::new();
-    if !e.state_note.is_empty() {
-        second.push(Span::styled(e.state_note.clone(), t.state(e.state).1));
+    if !e.run.message.is_empty() {
+        second.push(Span::styled(e.run.message.clone(), t.state(e.state()).1));
         second.push(Span::raw("  "));
     }
-    if e.corrupt_lines > 0 {
+    if e.corrupt_lines() > 0 {
         second.push(Span::styled(
-            format!("{} corrupt metrics line(s) skipped", e.corrupt_lines),
+            format!("{} corrupt metrics line(s) skipped", e.corrupt_lines()),
             t.warn(),
         ));
     }
-    if let Some(err) = &e.status_error {
-        second.push(Span::styled(err.clone(), t.warn()));
+    if let Some(err) = e.read_error() {
+        second.push(Span::styled(err, t.warn()));
     }
     if second.is_empty() {
-        let steps = e.train.len();
-        second.push(Span::styled(
-            format!("{steps} train points, {} val epochs", e.val.len()),
-            Style::default(),
-        ));
+        let text = match e.record_counts() {
+            Some((train, val)) => format!("{train} train points, {val} val epochs"),
+            None => "reading the metrics history…".to_string(),
+        };
+        second.push(Span::styled(text, Style::default()));
     }
     lines.push(Line::from(second));
     lines
