@@ -61,6 +61,9 @@ pub struct ExperimentSummary {
     pub best_epoch: Option<usize>,
     /// Estimated seconds to the end of the run (running experiments only).
     pub eta_secs: Option<f64>,
+    /// The Slurm job of the latest submission (`None`: never submitted; runs locally).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::cluster::SlurmView>,
 }
 
 /// A folder under experiments/ that is not a valid experiment (shown, not fatal).
@@ -181,6 +184,7 @@ impl Registry {
             scan.experiments.push(summarize(dir, config, &entry.metrics));
         }
         self.entries.retain(|dir, _| seen.contains(dir));
+        crate::cluster::reconcile_scan(&mut scan.experiments);
         scan.experiments.sort_by_key(|e| e.id);
         scan.invalid.sort_by(|a, b| a.dir.cmp(&b.dir));
         Ok(scan)
@@ -227,5 +231,6 @@ fn summarize(
         best_val_l1: metrics.best_val.map(|(_, l1)| l1),
         best_epoch: metrics.best_val.map(|(e, _)| e),
         eta_secs,
+        slurm: None,
     }
 }
