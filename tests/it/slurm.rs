@@ -426,6 +426,12 @@ fn scancel_mid_run_records_stopped_and_stop_cancels_a_queued_job() {
     assert_eq!(e["state"], "stopped", "{e}\n{}", diagnostics(&p.root, 7));
     let s = read_status(&p.status_path()).unwrap().unwrap();
     assert_eq!(s.exit_code, Some(0), "the trainer recorded its own stop");
+    // The job itself ends once the trainer has exited.
+    let (e, _) = wait_for(&p.root, 7, "the job to end", |e| e["slurm"]["state"] != "running");
+    assert_eq!(
+        (e["state"].as_str(), e["slurm"]["state"].as_str()),
+        (Some("stopped"), Some("cancelled"))
+    );
 
     // `brainscope stop` on a queued job cancels it: stopped, not crashed.
     succeeds(&p.run(&["submit", "7", "--hold"]));
