@@ -193,7 +193,13 @@ impl Experiment {
                 }
             }
         }
-        let (state, note) = self.effective_state(probe);
+        // A Slurm run (slurm-job.json): queued/running/crashed as the scheduler says, and a
+        // `[slurm:JOB]` marker of where the run lives.
+        let (state, note) = crate::cluster::console_state(
+            &self.dir,
+            self.status.as_ref(),
+            self.effective_state(probe),
+        );
         if state != self.state || note != self.state_note {
             self.state = state;
             self.state_note = note;
