@@ -378,6 +378,28 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<BuiltCach
     if let Some(parent) = job.out.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent, "create folder"))?;
     }
+    // Trainers of a sweep (a Slurm array) start together on the same data: one builds the
+    // cache under an exclusive flock, the others wait and then find it up to date.
+    let mut lock_path = job.out.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path, "open"))?;
+    // SAFETY: flock(2) on a descriptor we own; released when `lock` is dropped (function end).
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(io(&lock_path, "lock")(std::io::Error::last_os_error()));
+    }
+    if let Some(meta) = read_meta(&sidecar)
+        && meta.same_content(&wanted)
+        && meta.rows_done == meta.image_count
+        && job.out.is_file()
+    {
+        return Ok(job.out.clone());
+    }
     let n = job.images.len();
     let row_len: usize = latent_shape.iter().product();
     let header = header_bytes("<f2", &[n, latent_shape[0], latent_shape[1], latent_shape[2]]);

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod data;
 pub mod demo;
 pub mod errors;

@@ -13,9 +13,12 @@ pub mod device_arg;
 pub mod encode;
 pub mod latents;
 pub mod metrics;
+pub mod new;
 pub mod show;
 pub mod status;
 pub mod stop;
+pub mod submit;
+pub mod sweep;
 pub mod train;
 pub mod train_vae;
 
@@ -54,6 +57,12 @@ pub enum Command {
     Stop(stop::Args),
     /// List experiments and their state.
     Status(status::Args),
+    /// Create an experiment from another with edits (`--set KEY=VALUE`).
+    New(new::Args),
+    /// Create one experiment per combination of `--grid` values (listed in sweep.toml).
+    Sweep(sweep::Args),
+    /// Submit experiments to a Slurm cluster (`sbatch`; one job each or one array job).
+    Submit(submit::Args),
     /// Print an image to the terminal (outside the console).
     Show(show::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
@@ -75,6 +84,9 @@ pub fn main() -> ExitCode {
         Some(Command::Train(a)) => train::run(a),
         Some(Command::Stop(a)) => stop::run(a),
         Some(Command::Status(a)) => status::run(a),
+        Some(Command::New(a)) => new::run(a),
+        Some(Command::Sweep(a)) => sweep::run(a),
+        Some(Command::Submit(a)) => submit::run(a),
         Some(Command::Show(a)) => show::run(a),
         Some(Command::Bench(a)) => bench::run(a),
     };

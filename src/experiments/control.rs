@@ -25,6 +25,9 @@ pub enum ControlError {
     /// The trainer runs on another host.
     #[error("experiment {dir} is running on host '{host}', not here; stop it there")]
     OtherHost { dir: PathBuf, host: String },
+    /// Cancelling the experiment's Slurm job failed.
+    #[error(transparent)]
+    Slurm(#[from] crate::cluster::slurm::SlurmError),
     /// Sending a signal failed (permissions).
     #[error("cannot signal pid {pid}")]
     Signal { pid: u32, source: std::io::Error },
@@ -42,6 +45,10 @@ pub enum StopOutcome {
 /// Stop the trainer of the experiment in `dir`: SIGTERM, wait up to `timeout` for it to exit,
 /// then SIGKILL and record `stopped` in status.json.
 pub fn stop(dir: &Path, timeout: Duration) -> Result<StopOutcome, ControlError> {
+    // A pending or running Slurm job is stopped through Slurm (scancel).
+    if let Some(outcome) = crate::cluster::stop(dir, timeout)? {
+        return Ok(outcome);
+    }
     let paths = RunPaths::new(dir);
     let path = paths.status();
     let read =

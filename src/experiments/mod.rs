@@ -6,9 +6,11 @@
 //! - [`metrics`]: tolerant and incremental metrics.jsonl reading.
 //! - [`run`]: the trainer's side (lock, status writes, stop signals).
 //! - [`launch`] / [`control`]: detached start and graceful stop from the CLI and console.
+//! - [`create`]: new experiments from an existing one (`brainscope new`, `brainscope sweep`).
 
 pub mod config;
 pub mod control;
+pub mod create;
 pub mod launch;
 pub mod lock;
 pub mod metrics;

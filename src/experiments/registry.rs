@@ -82,6 +82,9 @@ pub struct RunSummary {
     pub best_epoch: Option<usize>,
     /// Estimated seconds to the end of the run (running experiments only).
     pub eta_secs: Option<f64>,
+    /// The Slurm job of the latest submission (`None`: never submitted; runs locally).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::cluster::SlurmView>,
 }
 
 /// One experiment as `brainscope status` shows it.
@@ -472,6 +475,7 @@ impl Registry {
             scan.experiments.push(ExperimentSummary { id: config.id, dir, config, run });
         }
         self.entries.retain(|dir, _| seen.contains(dir));
+        crate::cluster::reconcile_scan(&mut scan.experiments);
         scan.experiments.sort_by_key(|e| e.id);
         scan.invalid.sort_by(|a, b| a.dir.cmp(&b.dir));
         Ok(scan)

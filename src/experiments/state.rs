@@ -45,6 +45,8 @@ pub fn recon_file_name(sample: usize, kind: &str) -> String {
 pub enum RunState {
     /// Never trained.
     Idle,
+    /// Submitted to a cluster scheduler (Slurm) and waiting for the job's trainer to start.
+    Queued,
     /// A trainer holds the lock and its pid is alive.
     Running,
     /// Finished all epochs (exit code 0).
@@ -60,6 +62,7 @@ impl RunState {
     pub fn name(self) -> &'static str {
         match self {
             RunState::Idle => "idle",
+            RunState::Queued => "queued",
             RunState::Running => "running",
             RunState::Done => "done",
             RunState::Stopped => "stopped",
@@ -277,4 +280,60 @@ mod tests {
         assert_eq!(MetricRecord::parse_line(&line[..line.len() - 3]), None);
         assert_eq!(MetricRecord::parse_line("  "), None);
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Slurm job record (issue 11, `brainscope submit`): which Slurm job trains this experiment.
+// Written by `submit` when sbatch accepts the job, read by the registry to reconcile the
+// displayed state with squeue/sacct and by `stop` to scancel. The trainer never writes it.
+// ------------------------------------------------------------------------------------------
+
+/// File name of the Slurm job record inside `experiments/<id>/`.
+pub const SLURM_JOB_FILE: &str = "slurm-job.json";
+
+/// Contents of `slurm-job.json`: the latest Slurm job submitted for the experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlurmJobRecord {
+    /// The job id as Slurm commands take it: `1234`, or `1234_5` for task 5 of array job 1234.
+    pub job_id: String,
+    /// The array job id (`1234`) when the job is one task of an array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_job_id: Option<String>,
+    /// The array task index (`SLURM_ARRAY_TASK_ID`) when the job is one task of an array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_task: Option<u32>,
+    /// Partition asked for (`None`: the cluster's default).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Submission time, ms since the Unix epoch: a status.json started before it belongs to an
+    /// earlier run.
+    pub submitted_ms: u64,
+    /// Host `sbatch` ran on.
+    #[serde(default)]
+    pub submit_host: String,
+    /// The batch script.
+    pub script: PathBuf,
+    /// Set by `brainscope stop` when it cancelled the job (so a job cancelled while queued shows
+    /// as stopped rather than crashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_ms: Option<u64>,
+}
+
+/// Read `dir/slurm-job.json`; `Ok(None)` when the experiment was never submitted to Slurm.
+pub fn read_slurm_job(dir: &Path) -> std::io::Result<Option<SlurmJobRecord>> {
+    let path = dir.join(SLURM_JOB_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write `dir/slurm-job.json` atomically.
+pub fn write_slurm_job(dir: &Path, record: &SlurmJobRecord) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    text.push('\n');
+    write_atomic(&dir.join(SLURM_JOB_FILE), text.as_bytes())
 }

@@ -135,7 +135,11 @@ impl Experiment {
     /// Recompute the summary (the clock moves the ETA); whether it changed.
     fn resummarize(&mut self, probe: &Probe) -> bool {
         let epochs = self.config.as_ref().map_or(0, |c| c.train.epochs);
-        let run = self.reader.summary(epochs, probe);
+        let mut run = self.reader.summary(epochs, probe);
+        // A Slurm run (slurm-job.json): queued/running/crashed as the scheduler says, and a
+        // `[slurm:JOB]` marker of where the run lives (the scheduler is asked off this thread).
+        (run.state, run.message) =
+            crate::cluster::console_state(&self.dir, run.status.as_ref(), (run.state, run.message));
         let changed = run != self.run;
         self.run = run;
         changed

@@ -27,6 +27,7 @@ impl Theme {
     pub fn state(&self, s: RunState) -> (&'static str, Style) {
         match s {
             RunState::Idle => ("·", self.fg(Color::Gray)),
+            RunState::Queued => ("◷", self.fg(Color::Magenta)),
             RunState::Running => ("▶", self.fg(Color::Green).add_modifier(Modifier::BOLD)),
             RunState::Done => ("✔", self.fg(Color::Cyan)),
             RunState::Stopped => ("■", self.fg(Color::Yellow)),

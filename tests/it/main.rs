@@ -19,6 +19,7 @@ mod metrics_tail;
 mod optim_adamw;
 mod optim_onecycle;
 mod runs_control;
+mod slurm;
 mod train_e2e;
 mod tui_views;
 mod vae_demo;
