@@ -10,6 +10,7 @@ pub mod data;
 pub mod decode;
 pub mod demo;
 pub mod device_arg;
+pub mod embed;
 pub mod encode;
 pub mod latents;
 pub mod show;
@@ -41,6 +42,8 @@ pub enum Command {
     Encode(encode::Args),
     /// Decode a VAE latent (npy) into a PNG.
     Decode(decode::Args),
+    /// CLIP image and text embeddings (transformers' image_embeds / text_embeds).
+    Embed(embed::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
     /// Train the small demo VAE on the demo images (weights/demo/vae).
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Some(Command::Data(a)) => data::run(a),
         Some(Command::Encode(a)) => encode::run(a),
         Some(Command::Decode(a)) => decode::run(a),
+        Some(Command::Embed(a)) => embed::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),
         Some(Command::Train(a)) => train::run(a),
