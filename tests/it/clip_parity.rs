@@ -266,7 +266,7 @@ fn folder_without_tensor(name: &str, drop: &str) -> tempfile::TempDir {
     let kept: Vec<(String, safetensors::tensor::TensorView)> =
         st.tensors().into_iter().filter(|(k, _)| k != drop).collect();
     assert!(kept.len() + 1 == st.len(), "{drop} is in the fixture");
-    safetensors::serialize_to_file(kept, None, &dir.join("model.safetensors")).unwrap();
+    safetensors::serialize_to_file(kept, &None, &dir.join("model.safetensors")).unwrap();
     copy_dir(&fixture("tokenizer"), &tmp.path().join("tokenizer"));
     tmp
 }

@@ -177,7 +177,7 @@ fn tensor_names(path: &Path) -> Result<Vec<String>, WeightsError> {
     // the file would at worst make the header read fail.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| read(e.to_string()))?;
     let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&map).map_err(|e| read(e.to_string()))?;
+        safetensors::SafeTensors::read_metadata(&map[..]).map_err(|e| read(e.to_string()))?;
     Ok(meta.tensors().keys().cloned().collect())
 }
 
