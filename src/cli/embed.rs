@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use burn::prelude::*;
 
-use crate::models::clip::{self, Clip, ClipParts};
+use crate::models::clip::{self, ClipParts};
 
-const ABOUT: &str = "CLIP image and text embeddings (transformers' image_embeds / text_embeds)";
+pub const ABOUT: &str = "CLIP image and text embeddings (transformers' image_embeds / text_embeds)";
 
-const LONG_ABOUT: &str = "\
+pub const LONG_ABOUT: &str = "\
 CLIP image and text embeddings, as transformers' CLIPModel computes them: L2-normalised
 projections (image_embeds / text_embeds), or the raw projections with --unnormalized.
 
@@ -58,8 +58,11 @@ pub struct Args {
 
 fn rows(t: Tensor<2>) -> anyhow::Result<Vec<Vec<f32>>> {
     let [_, d] = t.dims();
-    let values: Vec<f32> =
-        t.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let values: Vec<f32> = t
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(values.chunks(d.max(1)).map(<[f32]>::to_vec).collect())
 }
 

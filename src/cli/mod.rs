@@ -43,6 +43,7 @@ pub enum Command {
     /// Decode a VAE latent (npy) into a PNG.
     Decode(decode::Args),
     /// CLIP image and text embeddings (transformers' image_embeds / text_embeds).
+    #[command(long_about = embed::LONG_ABOUT)]
     Embed(embed::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),

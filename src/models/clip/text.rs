@@ -118,7 +118,7 @@ impl ClipTextTransformer {
             .clone()
             .into_data()
             .convert::<i64>()
-            .into_vec::<i64>()
+            .try_into_vec::<i64>()
             .expect("token ids as i64");
         let rows: Vec<Vec<i64>> = ids.chunks(seq.max(1)).map(<[i64]>::to_vec).collect();
 
