@@ -38,11 +38,16 @@ pub enum ImageIoError {
 pub fn load_rgb(path: &Path, width: u32, height: u32) -> Result<RgbImage, ImageIoError> {
     let img =
         image::open(path).map_err(|source| ImageIoError::Read { path: path.into(), source })?;
-    let rgb = img.to_rgb8();
+    Ok(resize_rgb(img.to_rgb8(), width, height))
+}
+
+/// Resize RGB8 pixels to `width` x `height` with bicubic (Catmull-Rom, PIL's default) filtering
+/// when the size differs.
+pub fn resize_rgb(rgb: RgbImage, width: u32, height: u32) -> RgbImage {
     if rgb.width() == width && rgb.height() == height {
-        return Ok(rgb);
+        return rgb;
     }
-    Ok(image::imageops::resize(&rgb, width, height, FilterType::CatmullRom))
+    image::imageops::resize(&rgb, width, height, FilterType::CatmullRom)
 }
 
 /// RGB8 pixels -> CHW f32 values in [-1, 1] (`3 * H * W` values).

@@ -21,6 +21,8 @@ pub enum Bench {
     Train(crate::bench::train::Args),
     /// Console frame time with many experiments and long histories.
     Console(crate::bench::console::Args),
+    /// CLIP ViT-L/14 image embedding at real size (random weights), beside transformers.
+    Clip(crate::bench::clip::Args),
 }
 
 /// Run the chosen benchmark.
@@ -30,5 +32,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Bench::Vae(a) => crate::bench::vae::run(a),
         Bench::Train(a) => crate::bench::train::run(a),
         Bench::Console(a) => crate::bench::console::run(a),
+        Bench::Clip(a) => crate::bench::clip::run(a),
     }
 }

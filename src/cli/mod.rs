@@ -10,6 +10,7 @@ pub mod data;
 pub mod decode;
 pub mod demo;
 pub mod device_arg;
+pub mod embed;
 pub mod encode;
 pub mod latents;
 pub mod metrics;
@@ -45,6 +46,9 @@ pub enum Command {
     Encode(encode::Args),
     /// Decode a VAE latent (npy) into a PNG.
     Decode(decode::Args),
+    /// CLIP image and text embeddings (transformers' image_embeds / text_embeds).
+    #[command(long_about = embed::LONG_ABOUT)]
+    Embed(embed::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Some(Command::Data(a)) => data::run(a),
         Some(Command::Encode(a)) => encode::run(a),
         Some(Command::Decode(a)) => decode::run(a),
+        Some(Command::Embed(a)) => embed::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),

@@ -1,6 +1,7 @@
 //! The one integration-test binary (each binary links burn, so one binary builds and links
 //! once). One module per area; `common` is the shared end-to-end harness.
 
+mod clip_parity;
 mod common;
 mod data_bad_input;
 mod data_cli;
