@@ -12,6 +12,7 @@ pub mod demo;
 pub mod device_arg;
 pub mod encode;
 pub mod latents;
+pub mod rate;
 pub mod show;
 pub mod status;
 pub mod stop;
@@ -53,6 +54,8 @@ pub enum Command {
     Status(status::Args),
     /// Print an image to the terminal (outside the console).
     Show(show::Args),
+    /// Blind 2AFC human evaluation of reconstructions (or its summary with --json).
+    Rate(rate::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
     Bench(bench::Args),
 }
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Some(Command::Stop(a)) => stop::run(a),
         Some(Command::Status(a)) => status::run(a),
         Some(Command::Show(a)) => show::run(a),
+        Some(Command::Rate(a)) => rate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
     };
     match result {

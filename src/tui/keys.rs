@@ -13,6 +13,10 @@ pub enum View {
     Gallery,
     /// Key help.
     Help,
+    /// A blind 2-AFC rating session (`a` in the table).
+    Rate,
+    /// Marked experiments side by side (`c` in the table).
+    Compare,
 }
 
 /// Everything a key can ask for.
@@ -86,6 +90,18 @@ pub enum Action {
     SamplePrev,
     /// Next reconstruction sample.
     SampleNext,
+    /// Open a blind 2-AFC session over the marked (else the selected) experiments.
+    Rate,
+    /// Choose a candidate in the rating view.
+    RateChoose(crate::eval::human::Side),
+    /// Take back the last answer.
+    RateUndo,
+    /// Skip the trial (asked again after the others).
+    RateSkip,
+    /// End the session (answers are saved); again to leave the results.
+    RateEnd,
+    /// Open the compare view over the marked experiments.
+    Compare,
 }
 
 /// What mode the input is in, besides the view.
@@ -131,6 +147,24 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
         }
         Mode::Normal => {}
     }
+    if view == View::Rate {
+        // The rating view owns every key (q ends the session, s skips), so nothing of the
+        // common map applies.
+        use crate::eval::human::Side;
+        return match key.code {
+            KeyCode::Char('1') | KeyCode::Char('h') | KeyCode::Left => {
+                Some(Action::RateChoose(Side::Left))
+            }
+            KeyCode::Char('2') | KeyCode::Char('l') | KeyCode::Right => {
+                Some(Action::RateChoose(Side::Right))
+            }
+            KeyCode::Char('u') => Some(Action::RateUndo),
+            KeyCode::Char('s') => Some(Action::RateSkip),
+            KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter => Some(Action::RateEnd),
+            KeyCode::Char('?') | KeyCode::F(1) => Some(Action::Help),
+            _ => None,
+        };
+    }
     if ctrl {
         return match key.code {
             KeyCode::Char('d') => Some(Action::PageDown),
@@ -164,8 +198,16 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char(' ') | KeyCode::Char('m') => Some(Action::Mark),
             KeyCode::Char('o') | KeyCode::Tab => Some(Action::SortNext),
             KeyCode::Char(c @ '1'..='9') => Some(Action::SortBy(c as usize - '1' as usize)),
+            KeyCode::Char('a') => Some(Action::Rate),
+            KeyCode::Char('c') => Some(Action::Compare),
             _ => None,
         },
+        View::Compare => match key.code {
+            KeyCode::Char('j') | KeyCode::Down | KeyCode::Char('n') => Some(Action::SampleNext),
+            KeyCode::Char('k') | KeyCode::Up | KeyCode::Char('p') => Some(Action::SamplePrev),
+            _ => None,
+        },
+        View::Rate => None,
         View::Detail => match key.code {
             KeyCode::Char('j') | KeyCode::Down => Some(Action::Down),
             KeyCode::Char('k') | KeyCode::Up => Some(Action::Up),
@@ -225,7 +267,9 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("/", "filter (Enter keeps)"),
             ("1-9", "sort by column N"),
             ("o  Tab", "sort by next column"),
-            ("Space m", "mark for overlay"),
+            ("Space m", "mark (overlay, a, c)"),
+            ("a", "blind 2AFC rating session"),
+            ("c", "compare marked side by side"),
         ],
     ),
     (
@@ -248,4 +292,14 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("j k", "scroll experiments"),
         ],
     ),
+    (
+        "Rating (blind 2AFC)",
+        &[
+            ("1 h ← 2 l →", "pick left / right image"),
+            ("u", "take back the last answer"),
+            ("s", "skip (asked again later)"),
+            ("q Esc", "end; saved, resumable"),
+        ],
+    ),
+    ("Compare", &[("j k", "next / previous image")]),
 ];

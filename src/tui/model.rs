@@ -104,6 +104,8 @@ pub struct Experiment {
     pub log_tail: Vec<String>,
     /// 0-based epochs that have a `recon/epoch-NNN/` folder, ascending.
     pub recon_epochs: Vec<usize>,
+    /// Blind 2-AFC results from `human-2afc.jsonl` (every rater).
+    pub human: crate::eval::human::HumanResults,
     /// Bumped whenever anything above changes (chart caches key on it).
     pub generation: u64,
     /// Min/max pyramids over (loss, smoothed loss, learning rate; NaN where absent), for
@@ -117,6 +119,7 @@ pub struct Experiment {
     config_stamp: Option<Stamp>,
     log_stamp: Option<Stamp>,
     status_stamp: Option<Stamp>,
+    human_stamp: Option<Stamp>,
 }
 
 /// Length and modification time of a file, to skip re-reading unchanged ones.
@@ -155,6 +158,8 @@ impl Experiment {
             config_stamp: None,
             log_stamp: None,
             status_stamp: None,
+            human: Default::default(),
+            human_stamp: None,
             dir,
         }
     }
@@ -213,6 +218,13 @@ impl Experiment {
         if epochs != self.recon_epochs {
             self.recon_epochs = epochs;
             changed = true;
+        }
+        let s = stamp(&paths.human_ratings());
+        if s != self.human_stamp {
+            self.human_stamp = s;
+            let human = crate::eval::human::HumanResults::load(&self.id, &self.dir);
+            changed |= human != self.human;
+            self.human = human;
         }
         if changed {
             self.generation += 1;

@@ -10,6 +10,7 @@ mod demo_dataset;
 mod demo_learnable;
 mod e2e_console;
 mod e2e_console_training;
+mod human_eval;
 mod latents_cache;
 mod lowlevel_parity;
 mod lowlevel_train;

@@ -16,7 +16,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let [cols, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
     let halves =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(cols);
-    let split = HELP.len().div_ceil(2);
+    // Split the groups where the two columns' line counts are closest.
+    let lines = |g: &[(&str, &[(&str, &str)])]| g.iter().map(|(_, k)| k.len() + 1).sum::<usize>();
+    let split = (1..HELP.len())
+        .min_by_key(|&i| lines(&HELP[..i]).abs_diff(lines(&HELP[i..])))
+        .unwrap_or(HELP.len());
     for (groups, col) in [&HELP[..split], &HELP[split..]].into_iter().zip(halves.iter()) {
         let mut lines = Vec::new();
         for (group, keys) in groups {
