@@ -115,7 +115,7 @@ fn results(f: &mut Frame, area: Rect, app: &App) {
     let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
     let mut lines = vec![
         Line::from(Span::styled(
-            format!("This session ({}, rater {}):", s.kind.name(), s.rater),
+            format!("This session ({}, rater {}; chance is 50%):", s.kind.name(), s.rater),
             t.accent(),
         )),
         Line::from(Span::styled(
