@@ -574,6 +574,7 @@ impl App {
                 Some("mark two or more experiments (space), then c compares them".into());
             return;
         }
+        self.message = None;
         self.compare = self.marked_or_selected().into_iter().map(|(id, _)| id).collect();
         self.sample = 0;
         self.view = View::Compare;

@@ -295,7 +295,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Rating (blind 2AFC)",
         &[
-            ("1 h ← 2 l →", "pick left / right image"),
+            ("1/2 h/l ←→", "pick left / right image"),
             ("u", "take back the last answer"),
             ("s", "skip (asked again later)"),
             ("q Esc", "end; saved, resumable"),

@@ -211,7 +211,7 @@ fn compare_view_aligns_images_and_marks_the_vote_winner() {
     let s = screen(&mut app, 80, 24);
     assert!(s.contains("image 1/5 · in 2 of 3"), "the shared image first:\n{s}");
     assert!(s.contains("94 ★ vote"), "votes.json: sample 0 won by 94\n{s}");
-    assert!(s.contains("train-0003.png") && s.contains("not among its samples"), "{s}");
+    assert!(s.contains("train-0003.png") && s.contains("not among its"), "{s}");
     insta::assert_snapshot!(s);
     app.apply(Action::SampleNext);
     let s = screen(&mut app, 80, 24);
@@ -248,15 +248,15 @@ fn a_killed_session_loses_nothing_and_continues_without_repeats() {
     let r94 = human::read_ratings(&ratings_file(dir.path(), "94")).unwrap();
     assert_eq!(r92.answers.len() + r94.answers.len(), 3, "three answers kept, the undone not");
     assert_eq!(r92.corrupt + r94.corrupt, 0);
+    // Mend the cut line as an editor would (the next append starts on a new line).
+    let text = std::fs::read_to_string(&f92).unwrap();
+    std::fs::write(&f92, &text[..text.rfind('\n').map_or(0, |i| i + 1)]).unwrap();
     let undos = lines(&ratings_file(dir.path(), "92"))
         .into_iter()
         .chain(lines(&ratings_file(dir.path(), "94")))
         .filter(|l| matches!(l, HumanLine::Undo(_)))
         .count();
     assert_eq!(undos, 1);
-    // Mend the cut line as an editor would (the next append starts on a new line).
-    let text = std::fs::read_to_string(&f92).unwrap();
-    std::fs::write(&f92, &text[..text.rfind('\n').map_or(0, |i| i + 1)]).unwrap();
 
     // The same command continues: the answered trials are not asked again.
     let mut s = Rating::start(&e, &opts(8, None, "ana"), &ValidationSamples).unwrap();

@@ -111,7 +111,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let shown = columns.len().min(fit);
     let n = shown + 1;
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(body);
-    cell(f, cols[0], app, "target", target.map(|p| vec![p]).unwrap_or_default(), "", false);
+    // Images about square (halfblocks: a cell is two pixels tall), metrics right under them.
+    let img_rows = body.width / n as u16 / 2 + 1;
+    let target = target.map(|p| vec![p]).unwrap_or_default();
+    cell(f, cols[0], app, "target", target, "", false, img_rows);
     for (k, (c, hit)) in columns.iter().zip(&found).take(shown).enumerate() {
         let r = cols[k + 1];
         match hit {
@@ -120,7 +123,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 let head = format!("{}{}", c.id, if won { " ★ vote" } else { "" });
                 let mut imgs = vec![low.clone()];
                 imgs.extend(high.clone());
-                cell(f, r, app, &head, imgs, &c.metrics, won);
+                cell(f, r, app, &head, imgs, &c.metrics, won, img_rows);
             }
             None => {
                 let [h, b] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(r);
@@ -147,7 +150,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     }
 }
 
-/// Header, images stacked (low-level over high-level), metrics line.
+/// Header, images stacked (low-level over high-level, `img_rows` each), metrics lines.
+#[allow(clippy::too_many_arguments)] // one drawing helper, called twice
 fn cell(
     f: &mut Frame,
     area: Rect,
@@ -156,10 +160,12 @@ fn cell(
     images: Vec<PathBuf>,
     metrics: &str,
     won: bool,
+    img_rows: u16,
 ) {
     let t = app.theme;
+    let img_h = img_rows * images.len().max(1) as u16;
     let [h, body, m] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(2)])
+        Layout::vertical([Constraint::Length(1), Constraint::Max(img_h), Constraint::Length(2)])
             .areas(area);
     let style = if won { t.warn() } else { t.accent() };
     f.render_widget(Paragraph::new(head.to_string()).alignment(Alignment::Center).style(style), h);

@@ -135,6 +135,9 @@ fn status_line(f: &mut Frame, area: Rect, app: &App) {
             }
             View::Gallery => "Esc back  h/l sample  [ ] epoch  ? help  q quit",
             View::Help => "Esc back  q quit",
+            View::Rate if app.rating.as_ref().is_some_and(|s| s.is_over()) => {
+                "q/Esc/Enter back  u take back the last answer"
+            }
             View::Rate => "1/h/← left  2/l/→ right  u undo  s skip  q end (answers are saved)",
             View::Compare => "Esc back  j/k image  ? help  q quit",
         };

@@ -53,8 +53,11 @@ fn trial(f: &mut Frame, area: Rect, app: &mut App) {
         let ids: Vec<&str> = s.skipped.iter().map(|k| k.id.as_str()).collect();
         format!(" ({} left out: no samples to rate)", ids.join(", "))
     };
+    // Images are about square: a column `w` cells wide needs about `w / 2` rows of halfblocks,
+    // so the labels sit right under them instead of at the bottom of a tall terminal.
+    let img_h = (inner.width / 6 + 1).max(3);
     let [prompt, images, labels] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)])
+        Layout::vertical([Constraint::Length(1), Constraint::Max(img_h), Constraint::Length(1)])
             .areas(inner);
     f.render_widget(
         Paragraph::new(Line::from(vec![
