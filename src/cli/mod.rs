@@ -15,6 +15,7 @@ pub mod encode;
 pub mod latents;
 pub mod metrics;
 pub mod new;
+pub mod rate;
 pub mod show;
 pub mod status;
 pub mod stop;
@@ -69,6 +70,9 @@ pub enum Command {
     Submit(submit::Args),
     /// Print an image to the terminal (outside the console).
     Show(show::Args),
+    /// Blind 2AFC human evaluation of reconstructions (or its summary with --json).
+    #[command(after_long_help = rate::LONG_HELP)]
+    Rate(rate::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
     Bench(bench::Args),
 }
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
         Some(Command::Sweep(a)) => sweep::run(a),
         Some(Command::Submit(a)) => submit::run(a),
         Some(Command::Show(a)) => show::run(a),
+        Some(Command::Rate(a)) => rate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
     };
     match result {

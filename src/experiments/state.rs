@@ -337,3 +337,120 @@ pub fn write_slurm_job(dir: &Path, record: &SlurmJobRecord) -> std::io::Result<(
     text.push('\n');
     write_atomic(&dir.join(SLURM_JOB_FILE), text.as_bytes())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Human evaluation (blind 2-AFC): the ratings file, written by `brainscope rate` and the
+// console's rating view (`eval::human`), read by the console's table and detail views.
+// ---------------------------------------------------------------------------------------------
+
+/// `experiments/<id>/human-2afc.jsonl`: one [`HumanLine`] per line, appended and flushed after
+/// every answer (a killed session loses nothing), never rewritten.
+pub const HUMAN_RATINGS: &str = "human-2afc.jsonl";
+
+impl RunPaths {
+    /// `human-2afc.jsonl`.
+    pub fn human_ratings(&self) -> PathBuf {
+        self.dir.join(HUMAN_RATINGS)
+    }
+}
+
+/// Which reconstruction a 2-AFC trial shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReconKind {
+    /// The low-level model's decoded latent (`sample-XX-lowlevel.png`).
+    Lowlevel,
+    /// The guided (img2img) reconstruction (`sample-XX-highlevel.png`, from `brainscope recon`).
+    Highlevel,
+}
+
+impl ReconKind {
+    /// `lowlevel` / `highlevel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReconKind::Lowlevel => "lowlevel",
+            ReconKind::Highlevel => "highlevel",
+        }
+    }
+}
+
+/// One answered 2-AFC trial: "which of these two images did the subject see?".
+///
+/// `{"t", "session", "rater", "kind", "seed", "trial", "epoch", "sample", "distractor",
+/// "order", "choice", "correct", "response_ms"}`. Sample indices are the `XX` of
+/// `recon/epoch-NNN/sample-XX-*.png`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HumanRating {
+    /// When the answer was given, ms since the Unix epoch.
+    pub t: u64,
+    /// Session id (`<kind>-seed<S>-n<N>-<ids joined by +>`): the same command continues it.
+    pub session: String,
+    /// Who answered (`--rater`, else `$USER`).
+    pub rater: String,
+    /// Which reconstruction was shown.
+    pub kind: ReconKind,
+    /// Seed of the session's trial order, distractors and left/right order.
+    pub seed: u64,
+    /// 0-based trial number within the session.
+    pub trial: usize,
+    /// 0-based epoch of the `recon/epoch-NNN/` folder the images came from.
+    pub epoch: usize,
+    /// Sample whose reconstruction was shown (its target is the right answer).
+    pub sample: usize,
+    /// Sample whose target was shown as the other candidate.
+    pub distractor: usize,
+    /// Samples whose targets were shown left and right.
+    pub order: [usize; 2],
+    /// The position chosen: 1 = left, 2 = right.
+    pub choice: u8,
+    /// Whether the chosen target is the sample's own.
+    pub correct: bool,
+    /// Time from showing the trial to the answer, ms.
+    pub response_ms: u64,
+}
+
+/// The rater took back (`u`) their last answer to `trial` of `session`: that answer no longer
+/// counts. `{"t", "session", "rater", "trial", "undo": true}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HumanUndo {
+    /// When, ms since the Unix epoch.
+    pub t: u64,
+    /// Session of the withdrawn answer.
+    pub session: String,
+    /// Rater of the withdrawn answer.
+    pub rater: String,
+    /// Trial of the withdrawn answer.
+    pub trial: usize,
+    /// Always `true` (marks the line as an undo).
+    pub undo: bool,
+}
+
+/// One line of `human-2afc.jsonl`: an answer or the withdrawal of one (the file stays
+/// append-only, so two raters can share it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HumanLine {
+    /// An answered trial.
+    Answer(HumanRating),
+    /// A withdrawn answer.
+    Undo(HumanUndo),
+}
+
+impl HumanLine {
+    /// Parse one line; `None` for a blank, partial or corrupt line (callers count and skip).
+    pub fn parse_line(line: &str) -> Option<Self> {
+        let line = line.trim();
+        if line.is_empty() {
+            return None;
+        }
+        match serde_json::from_str(line).ok()? {
+            HumanLine::Undo(u) if !u.undo => None,
+            l => Some(l),
+        }
+    }
+
+    /// Serialise as one line (no trailing newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("rating records always serialise")
+    }
+}

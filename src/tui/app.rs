@@ -36,11 +36,13 @@ pub enum Column {
     Best,
     /// Time left.
     Eta,
+    /// Blind 2-AFC accuracy of the low-level reconstructions, every rater (95% interval).
+    Human,
 }
 
 impl Column {
     /// Every column in display order.
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::Id,
         Column::State,
         Column::Roi,
@@ -50,6 +52,7 @@ impl Column {
         Column::Loss,
         Column::Best,
         Column::Eta,
+        Column::Human,
     ];
 
     /// Header text.
@@ -64,6 +67,7 @@ impl Column {
             Column::Loss => "LOSS",
             Column::Best => "BEST L1 @EP",
             Column::Eta => "ETA",
+            Column::Human => "HUMAN 2AFC",
         }
     }
 }
@@ -241,6 +245,12 @@ pub struct App {
     /// charts differ in width, and one cache each keeps them from recomputing each other's
     /// series every frame.
     pub chart_cache: HashMap<(String, u16), ChartCache>,
+    /// The open blind 2-AFC session (the rating view).
+    pub rating: Option<crate::eval::human::Session>,
+    /// Leaving the rating view quits (`brainscope rate`, which is only that view).
+    pub rate_only: bool,
+    /// Experiments of the compare view, in table order.
+    pub compare: Vec<String>,
     control_tx: Sender<ControlDone>,
     control_rx: Receiver<ControlDone>,
 }
@@ -277,6 +287,9 @@ impl App {
             dirty: true,
             quit: false,
             chart_cache: HashMap::new(),
+            rating: None,
+            rate_only: false,
+            compare: Vec::new(),
             control_tx,
             control_rx,
         }
@@ -339,7 +352,8 @@ impl App {
             }
             Action::Back => match self.view {
                 View::Help => self.view = self.help_return,
-                View::Detail | View::Gallery => self.view = View::Table,
+                View::Detail | View::Gallery | View::Compare => self.view = View::Table,
+                View::Rate => {}
                 View::Table => {
                     self.filter.clear();
                     self.message = None;
@@ -446,6 +460,11 @@ impl App {
             Action::EpochPrev | Action::EpochNext | Action::EpochLatest => self.move_epoch(action),
             Action::SamplePrev => self.sample = self.sample.saturating_sub(1),
             Action::SampleNext => self.sample += 1,
+            Action::Rate => self.open_rating(),
+            Action::RateChoose(_) | Action::RateUndo | Action::RateSkip | Action::RateEnd => {
+                self.rate(action)
+            }
+            Action::Compare => self.open_compare(),
         }
         let n = self.visible().len();
         self.selected = self.selected.min(n.saturating_sub(1));
@@ -524,6 +543,95 @@ impl App {
             Action::EpochNext => Some(epochs[cur + 1]),
             _ => None,
         };
+    }
+
+    /// Experiments marked (table order), else the selected one.
+    fn marked_or_selected(&self) -> Vec<(String, PathBuf)> {
+        let exps = &self.project.experiments;
+        let marked: Vec<_> =
+            self.visible().into_iter().filter(|&i| self.marked.contains(&exps[i].id)).collect();
+        let pick = if marked.is_empty() {
+            self.selected_experiment().map(|e| e.id.clone()).into_iter().collect()
+        } else {
+            marked.iter().map(|&i| exps[i].id.clone()).collect::<Vec<_>>()
+        };
+        pick.into_iter()
+            .filter_map(|id| Some((id.clone(), self.project.get(&id)?.dir.clone())))
+            .collect()
+    }
+
+    /// `a`: a blind 2-AFC session (the CLI's defaults: 40 trials, low-level, `$USER`, the
+    /// first unfinished seed, so `a` again continues an unfinished session).
+    fn open_rating(&mut self) {
+        use crate::eval::human::{self, Session, SessionOptions, ValidationSamples};
+        let exps = self.marked_or_selected();
+        if exps.is_empty() {
+            return;
+        }
+        let opts = SessionOptions {
+            n: human::DEFAULT_TRIALS,
+            kind: crate::experiments::state::ReconKind::Lowlevel,
+            seed: None,
+            rater: human::default_rater(),
+        };
+        match Session::start(&exps, &opts, &ValidationSamples) {
+            Ok(s) => {
+                self.rating = Some(s);
+                self.view = View::Rate;
+                self.message = None;
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    /// Keys of the rating view.
+    fn rate(&mut self, action: Action) {
+        let Some(s) = &mut self.rating else { return };
+        let result = match action {
+            Action::RateChoose(side) if !s.is_over() => s.answer(side).map(|_| ()),
+            Action::RateUndo => s.undo().map(|_| ()),
+            Action::RateSkip => {
+                s.skip();
+                Ok(())
+            }
+            Action::RateEnd if !s.is_over() => {
+                s.end();
+                Ok(())
+            }
+            Action::RateEnd => {
+                self.rating = None;
+                self.view = View::Table;
+                self.project.refresh();
+                self.quit |= self.rate_only;
+                return;
+            }
+            _ => Ok(()),
+        };
+        if s.is_over() {
+            self.project.refresh(); // the results page shows every rater's totals
+        }
+        self.message = result.err().map(|e| {
+            let mut m = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                m.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            m
+        });
+    }
+
+    /// `c`: the marked experiments side by side.
+    fn open_compare(&mut self) {
+        if self.marked.len() < 2 {
+            self.message =
+                Some("mark two or more experiments (space), then c compares them".into());
+            return;
+        }
+        self.message = None;
+        self.compare = self.marked_or_selected().into_iter().map(|(id, _)| id).collect();
+        self.sample = 0;
+        self.view = View::Compare;
     }
 
     /// Pick up finished image encodings, metrics read in the background and start/stop
@@ -610,5 +718,6 @@ fn compare(col: Column, a: &Experiment, b: &Experiment) -> std::cmp::Ordering {
         Column::Loss => opt_f(a.last_loss(), b.last_loss()),
         Column::Best => opt_f(a.best_val().map(|v| v.1), b.best_val().map(|v| v.1)),
         Column::Eta => opt_f(a.eta_secs().map(|s| s as f64), b.eta_secs().map(|s| s as f64)),
+        Column::Human => opt_f(a.human.lowlevel.accuracy, b.human.lowlevel.accuracy),
     }
 }

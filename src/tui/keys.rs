@@ -13,6 +13,10 @@ pub enum View {
     Gallery,
     /// Key help.
     Help,
+    /// A blind 2-AFC rating session (`a` in the table).
+    Rate,
+    /// Marked experiments side by side (`c` in the table).
+    Compare,
 }
 
 /// Everything a key can ask for.
@@ -86,6 +90,18 @@ pub enum Action {
     SamplePrev,
     /// Next reconstruction sample.
     SampleNext,
+    /// Open a blind 2-AFC session over the marked (else the selected) experiments.
+    Rate,
+    /// Choose a candidate in the rating view.
+    RateChoose(crate::eval::human::Side),
+    /// Take back the last answer.
+    RateUndo,
+    /// Skip the trial (asked again after the others).
+    RateSkip,
+    /// End the session (answers are saved); again to leave the results.
+    RateEnd,
+    /// Open the compare view over the marked experiments.
+    Compare,
 }
 
 /// What mode the input is in, besides the view.
@@ -179,6 +195,7 @@ pub struct Group {
     pub bindings: &'static [Binding],
 }
 
+use crate::eval::human::Side;
 use Action as A;
 use Key::{Code as C, Ctrl};
 use KeyCode as K;
@@ -244,8 +261,10 @@ pub const GROUPS: &[Group] = &[
             },
             Binding {
                 keys: &[(C(K::Char(' ')), A::Mark), (C(K::Char('m')), A::Mark)],
-                help: "mark for overlay",
+                help: "mark (overlay, compare, rate)",
             },
+            Binding { keys: &[(C(K::Char('a')), A::Rate)], help: "blind 2-AFC rating" },
+            Binding { keys: &[(C(K::Char('c')), A::Compare)], help: "compare marked" },
         ],
     },
     Group {
@@ -340,6 +359,54 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        title: "Compare",
+        view: Some(View::Compare),
+        bindings: &[Binding {
+            keys: &[
+                (C(K::Char('j')), A::SampleNext),
+                (C(K::Char('k')), A::SamplePrev),
+                (C(K::Down), A::SampleNext),
+                (C(K::Up), A::SamplePrev),
+                (C(K::Char('n')), A::SampleNext),
+                (C(K::Char('p')), A::SamplePrev),
+            ],
+            help: "sample",
+        }],
+    },
+    Group {
+        title: "Rating (blind 2-AFC; owns every key)",
+        view: Some(View::Rate),
+        bindings: &[
+            Binding {
+                keys: &[
+                    (C(K::Char('1')), A::RateChoose(Side::Left)),
+                    (C(K::Char('h')), A::RateChoose(Side::Left)),
+                    (C(K::Left), A::RateChoose(Side::Left)),
+                ],
+                help: "left image",
+            },
+            Binding {
+                keys: &[
+                    (C(K::Char('2')), A::RateChoose(Side::Right)),
+                    (C(K::Char('l')), A::RateChoose(Side::Right)),
+                    (C(K::Right), A::RateChoose(Side::Right)),
+                ],
+                help: "right image",
+            },
+            Binding { keys: &[(C(K::Char('u')), A::RateUndo)], help: "undo last answer" },
+            Binding { keys: &[(C(K::Char('s')), A::RateSkip)], help: "skip" },
+            Binding {
+                keys: &[
+                    (C(K::Char('q')), A::RateEnd),
+                    (C(K::Esc), A::RateEnd),
+                    (C(K::Enter), A::RateEnd),
+                ],
+                help: "end and save",
+            },
+            Binding { keys: &[(C(K::Char('?')), A::Help)], help: "help" },
+        ],
+    },
+    Group {
         title: "Help",
         view: Some(View::Help),
         bindings: &[Binding { keys: &[(C(K::Enter), A::Back)], help: "back" }],
@@ -382,6 +449,13 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
         }
         Mode::Normal => {}
     }
+    if view == View::Rate {
+        // The rating view owns every key (q ends the session, s skips): no common binding.
+        return GROUPS
+            .iter()
+            .filter(|g| g.view == Some(view))
+            .find_map(|g| lookup(g, key.code, ctrl));
+    }
     let everywhere = GROUPS.iter().filter(|g| g.view.is_none());
     let this_view = GROUPS.iter().filter(|g| g.view == Some(view));
     everywhere.chain(this_view).find_map(|g| lookup(g, key.code, ctrl))
@@ -400,7 +474,7 @@ mod tests {
         for g in GROUPS {
             let views = match g.view {
                 Some(v) => vec![v],
-                None => vec![View::Table, View::Detail, View::Gallery, View::Help],
+                None => vec![View::Table, View::Detail, View::Gallery, View::Help, View::Compare],
             };
             for b in g.bindings {
                 for &(k, a) in b.keys {
@@ -419,7 +493,7 @@ mod tests {
 
     #[test]
     fn no_key_is_bound_twice_in_one_view() {
-        for view in [View::Table, View::Detail, View::Gallery, View::Help] {
+        for view in [View::Table, View::Detail, View::Gallery, View::Help, View::Compare] {
             let mut seen = Vec::new();
             for g in GROUPS.iter().filter(|g| g.view.is_none() || g.view == Some(view)) {
                 for b in g.bindings {

@@ -48,6 +48,8 @@ pub struct Experiment {
     pub log_tail: Vec<String>,
     /// 0-based epochs that have a `recon/epoch-NNN/` folder, ascending.
     pub recon_epochs: Vec<usize>,
+    /// Blind 2-AFC results from `human-2afc.jsonl` (every rater).
+    pub human: crate::eval::human::HumanResults,
     /// Bumped whenever anything above changes (chart caches key on it).
     pub generation: u64,
     /// Why the earlier metrics records could not be read, if so.
@@ -56,6 +58,7 @@ pub struct Experiment {
     smoothing: f64,
     config_stamp: Option<Stamp>,
     log_stamp: Option<Stamp>,
+    human_stamp: Option<Stamp>,
 }
 
 impl Experiment {
@@ -88,6 +91,8 @@ impl Experiment {
             smoothing,
             config_stamp: None,
             log_stamp: None,
+            human: Default::default(),
+            human_stamp: None,
             dir,
         }
     }
@@ -124,6 +129,13 @@ impl Experiment {
         if epochs != self.recon_epochs {
             self.recon_epochs = epochs;
             changed = true;
+        }
+        let s = stamp(&paths.human_ratings());
+        if s != self.human_stamp {
+            self.human_stamp = s;
+            let human = crate::eval::human::HumanResults::load(&self.id, &self.dir);
+            changed |= human != self.human;
+            self.human = human;
         }
         changed |= self.resummarize(probe);
         if changed {

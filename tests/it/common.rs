@@ -186,15 +186,22 @@ pub struct Session {
 impl Session {
     /// Start `brainscope` (the console) in `cwd`.
     pub fn open(cwd: &Path) -> Self {
-        Self::open_with_env(cwd, &[])
+        Self::open_with(cwd, &[], &[])
     }
 
     /// Start the console in `cwd` with extra environment variables.
     pub fn open_with_env(cwd: &Path, env: &[(&str, &str)]) -> Self {
+        Self::open_with(cwd, &[], env)
+    }
+
+    /// Start `brainscope ARGS... --image-protocol halfblocks` in `cwd` with extra environment
+    /// variables.
+    pub fn open_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let pty = native_pty_system();
         let pair =
             pty.openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(args);
         cmd.args(["--image-protocol", "halfblocks"]);
         cmd.cwd(cwd);
         cmd.env("TERM", "xterm-256color");

@@ -13,6 +13,7 @@ mod e2e_console;
 mod e2e_console_training;
 mod eval_metrics;
 mod hardening_runs;
+mod human_eval;
 mod latents_cache;
 mod lowlevel_parity;
 mod lowlevel_train;

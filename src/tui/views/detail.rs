@@ -23,10 +23,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         return;
     };
     let bottom_h = (area.height * 2 / 5).max(8);
-    let [head, charts, bottom] =
-        Layout::vertical([Constraint::Length(3), Constraint::Min(6), Constraint::Length(bottom_h)])
-            .areas(area);
+    let human = human_line(&app.project.experiments[idx], app.theme);
+    let [head, human_area, charts, bottom] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(u16::from(human.is_some())),
+        Constraint::Min(6),
+        Constraint::Length(bottom_h),
+    ])
+    .areas(area);
     header(f, head, app, idx);
+    if let Some(line) = human {
+        f.render_widget(Paragraph::new(line), human_area);
+    }
     draw_charts(f, charts, app, idx);
     let [log_area, img_area] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
@@ -65,6 +73,23 @@ fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
         .label(Span::styled(label, Style::default()))
         .use_unicode(true);
     f.render_widget(gauge, area);
+}
+
+/// `human 2AFC · low-level 75% correct (15/20), 95% CI 53-89%, raters: a, b`, once rated.
+fn human_line(e: &Experiment, t: Theme) -> Option<Line<'static>> {
+    let h = &e.human;
+    let mut spans = vec![Span::styled(" human 2AFC", t.accent())];
+    for (name, s) in [("low-level", &h.lowlevel), ("high-level", &h.highlevel)] {
+        if s.trials > 0 {
+            spans.push(Span::raw(format!(" · {name} {}", s.line())));
+        }
+    }
+    if let Some(err) = &h.error {
+        spans.push(Span::styled(format!(" · {err}"), t.warn()));
+    } else if h.corrupt > 0 {
+        spans.push(Span::styled(format!(" · {} corrupt line(s) skipped", h.corrupt), t.warn()));
+    }
+    (spans.len() > 1).then(|| Line::from(spans))
 }
 
 /// x of a train point: its step, or its fractional epoch given the steps per epoch.

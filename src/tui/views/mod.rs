@@ -1,9 +1,11 @@
 //! Drawing: one module per view, plus the frame around them (status line, confirmation,
 //! "terminal too small").
 
+pub mod compare;
 pub mod detail;
 pub mod gallery;
 pub mod help;
+pub mod rate;
 pub mod table;
 
 use crate::tui::app::App;
@@ -42,6 +44,8 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         View::Detail => detail::draw(f, main, app),
         View::Gallery => gallery::draw(f, main, app),
         View::Help => help::draw(f, main, app),
+        View::Rate => rate::draw(f, main, app),
+        View::Compare => compare::draw(f, main, app),
     }
     status_line(f, status, app);
     if let Some(id) = app.confirm_stop.clone() {
@@ -62,13 +66,18 @@ fn status_line(f: &mut Frame, area: Rect, app: &App) {
     } else {
         let hints = match app.view {
             View::Table => {
-                "Enter open  s start  x stop  / filter  1-9 sort  g gallery  ? help  q quit"
+                "Enter open  s start  x stop  space mark  a rate  c compare  ? help  q quit"
             }
             View::Detail => {
                 "Esc back  +/- smooth  L log  e x-axis  v val/lr  [ ] epoch  n sample  ? help"
             }
             View::Gallery => "Esc back  h/l sample  [ ] epoch  ? help  q quit",
             View::Help => "Esc back  q quit",
+            View::Rate if app.rating.as_ref().is_some_and(|s| s.is_over()) => {
+                "q/Esc/Enter back  u take back the last answer"
+            }
+            View::Rate => "1/h/← left  2/l/→ right  u undo  s skip  q end (answers are saved)",
+            View::Compare => "Esc back  j/k image  ? help  q quit",
         };
         Line::from(Span::styled(hints, t.dim()))
     };

@@ -10,8 +10,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-/// Column widths (cells), in [`Column::ALL`] order.
-const WIDTHS: [u16; 9] = [5, 9, 6, 6, 5, 7, 7, 11, 7];
+/// Column widths (cells), in [`Column::ALL`] order; together with the spacing they fit 80
+/// columns.
+const WIDTHS: [u16; 10] = [5, 9, 5, 5, 5, 7, 6, 11, 6, 10];
 
 /// Draw the table view into `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
@@ -76,6 +77,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 Cell::from(e.last_loss().map_or("-".into(), short)),
                 Cell::from(best),
                 Cell::from(eta),
+                Cell::from(e.human.lowlevel.cell()),
             ])
         })
         .collect();
