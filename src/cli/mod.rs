@@ -71,7 +71,6 @@ pub enum Command {
     /// Print an image to the terminal (outside the console).
     Show(show::Args),
     /// Blind 2AFC human evaluation of reconstructions (or its summary with --json).
-    #[command(after_long_help = rate::LONG_HELP)]
     Rate(rate::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
     Bench(bench::Args),

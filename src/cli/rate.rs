@@ -18,17 +18,17 @@ use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// The method, shown after `brainscope rate --help`.
-pub const LONG_HELP: &str = "Blind two-alternative forced choice (2AFC): each trial shows one reconstruction and two \
+/// Arguments of `brainscope rate`.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Blind two-alternative forced choice (2AFC): each trial shows one reconstruction and two \
 candidate images, the one the subject saw and a distractor (another of the same experiment's \
 validation samples), in random left/right order; the experiment is never shown and the trials \
 of all IDS are interleaved. Keys: 1/h/← left, 2/l/→ right, u undo, s skip, q end.\n\n\
 Every answer is appended to experiments/<id>/human-2afc.jsonl at once, so a killed session \
 loses nothing: the same command continues it without repeating answered trials. Images come \
-from the latest recon/epoch-NNN/ folder that training writes.";
-
-/// Arguments of `brainscope rate`.
-#[derive(Debug, clap::Args)]
+from the latest recon/epoch-NNN/ folder that training writes."
+)]
 pub struct Args {
     /// Experiments to rate (folder names under --dir); their trials are interleaved.
     #[arg(required = true, value_name = "IDS")]
