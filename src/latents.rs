@@ -389,16 +389,14 @@ pub fn ensure_latent_cache(job: &LatentJob, device: &Device) -> Result<BuiltCach
         .write(true)
         .open(&lock_path)
         .map_err(io(&lock_path, "open"))?;
-    // SAFETY: flock(2) on a descriptor we own; released when `lock` is dropped (function end).
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
-        return Err(io(&lock_path, "lock")(std::io::Error::last_os_error()));
-    }
+    // An exclusive lock, released when `lock` is dropped (function end).
+    lock.lock().map_err(io(&lock_path, "lock"))?;
     if let Some(meta) = read_meta(&sidecar)
         && meta.same_content(&wanted)
         && meta.rows_done == meta.image_count
         && job.out.is_file()
     {
-        return Ok(job.out.clone());
+        return Ok(BuiltCache { path: job.out.clone(), rebuilt_because: None });
     }
     let n = job.images.len();
     let row_len: usize = latent_shape.iter().product();

@@ -54,7 +54,11 @@ impl SlurmView {
 /// A trainer status written by the job's trainer (started after submission; 2 s of slack for
 /// clocks), not by an earlier run.
 fn started_after(status: Option<&RunStatus>, record: &SlurmJobRecord) -> bool {
-    status.and_then(|s| s.started_ms).is_some_and(|t| t + 2_000 >= record.submitted_ms)
+    // A run that ended before this job was submitted is an earlier run, however close in time;
+    // otherwise allow 2 s of clock difference between the submit host and the node.
+    let ended_before = status.and_then(|s| s.ended_ms).is_some_and(|t| t < record.submitted_ms);
+    !ended_before
+        && status.and_then(|s| s.started_ms).is_some_and(|t| t + 2_000 >= record.submitted_ms)
 }
 
 /// What Slurm answered about one job.
@@ -182,7 +186,7 @@ pub fn reconcile_scan(experiments: &mut [ExperimentSummary]) {
             nodes: info.map(|i| i.nodes.clone()).unwrap_or_default(),
         });
         if state != RunState::Running {
-            e.eta_secs = None;
+            e.run.eta_secs = None;
         }
     }
 }
@@ -495,7 +499,8 @@ pub fn stop(dir: &Path, timeout: Duration) -> Result<Option<StopOutcome>, SlurmE
             {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            let (shown, _) = effective_state(status.as_ref());
+            let (shown, _) =
+                effective_state(status.as_ref(), &crate::experiments::registry::Probe::system());
             return Ok(Some(StopOutcome::Graceful(match shown {
                 RunState::Running | RunState::Queued | RunState::Idle => RunState::Stopped,
                 other => other,

@@ -422,6 +422,7 @@ impl RunReader {
             best_val_l1: metrics.best_val.map(|(_, l1)| l1),
             best_epoch: metrics.best_val.map(|(e, _)| e),
             eta_secs,
+            slurm: None,
         }
     }
 }
