@@ -13,7 +13,7 @@ use crate::tui::image::{ImageCache, ImageProtocol};
 use crate::tui::keys::View;
 use crate::tui::model::{Probe, Project, id_order};
 use crate::tui::terminal::{TerminalGuard, termination_flag};
-use crate::tui::views::Theme;
+use crate::tui::theme::Theme;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

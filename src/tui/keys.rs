@@ -220,8 +220,10 @@ pub const GROUPS: &[Group] = &[
             Binding { keys: &[(C(K::Esc), A::Back), (C(K::Backspace), A::Back)], help: "back" },
             Binding { keys: &[(C(K::Char('s')), A::Start)], help: "start / resume training" },
             Binding { keys: &[(C(K::Char('x')), A::Stop)], help: "stop training (asks)" },
-            Binding { keys: &[(C(K::Char('r')), A::Refresh)], help: "re-read from disk" },
-            Binding { keys: &[(C(K::Char('g')), A::Gallery)], help: "gallery" },
+            Binding {
+                keys: &[(C(K::Char('g')), A::Gallery), (C(K::Char('r')), A::Refresh)],
+                help: "gallery / re-read disk",
+            },
             Binding {
                 keys: &[(Ctrl('d'), A::PageDown), (Ctrl('u'), A::PageUp)],
                 help: "page down / up",
@@ -261,10 +263,12 @@ pub const GROUPS: &[Group] = &[
             },
             Binding {
                 keys: &[(C(K::Char(' ')), A::Mark), (C(K::Char('m')), A::Mark)],
-                help: "mark (overlay, compare, rate)",
+                help: "mark (overlay, a, c)",
             },
-            Binding { keys: &[(C(K::Char('a')), A::Rate)], help: "blind 2-AFC rating" },
-            Binding { keys: &[(C(K::Char('c')), A::Compare)], help: "compare marked" },
+            Binding {
+                keys: &[(C(K::Char('a')), A::Rate), (C(K::Char('c')), A::Compare)],
+                help: "2-AFC rating / compare",
+            },
         ],
     },
     Group {
@@ -280,9 +284,14 @@ pub const GROUPS: &[Group] = &[
                 ],
                 help: "loss smoothing",
             },
-            Binding { keys: &[(C(K::Char('L')), A::LogY)], help: "log / linear y" },
-            Binding { keys: &[(C(K::Char('e')), A::XAxis)], help: "x: steps / epochs" },
-            Binding { keys: &[(C(K::Char('v')), A::SecondChart)], help: "val L1 / lr chart" },
+            Binding {
+                keys: &[
+                    (C(K::Char('L')), A::LogY),
+                    (C(K::Char('e')), A::XAxis),
+                    (C(K::Char('v')), A::SecondChart),
+                ],
+                help: "log y / x / chart",
+            },
             Binding {
                 keys: &[
                     (C(K::Char('[')), A::EpochPrev),
@@ -291,12 +300,10 @@ pub const GROUPS: &[Group] = &[
                     (C(K::Char('l')), A::EpochNext),
                     (C(K::Left), A::EpochPrev),
                     (C(K::Right), A::EpochNext),
+                    (C(K::Char('$')), A::EpochLatest),
+                    (C(K::End), A::EpochLatest),
                 ],
-                help: "recon epoch",
-            },
-            Binding {
-                keys: &[(C(K::Char('$')), A::EpochLatest), (C(K::End), A::EpochLatest)],
-                help: "latest epoch",
+                help: "recon epoch / latest",
             },
             Binding {
                 keys: &[
@@ -340,12 +347,13 @@ pub const GROUPS: &[Group] = &[
                 help: "sample",
             },
             Binding {
-                keys: &[(C(K::Char('[')), A::EpochPrev), (C(K::Char(']')), A::EpochNext)],
-                help: "epoch",
-            },
-            Binding {
-                keys: &[(C(K::Char('$')), A::EpochLatest), (C(K::End), A::EpochLatest)],
-                help: "latest epoch",
+                keys: &[
+                    (C(K::Char('[')), A::EpochPrev),
+                    (C(K::Char(']')), A::EpochNext),
+                    (C(K::Char('$')), A::EpochLatest),
+                    (C(K::End), A::EpochLatest),
+                ],
+                help: "epoch / latest",
             },
             Binding {
                 keys: &[
@@ -374,27 +382,24 @@ pub const GROUPS: &[Group] = &[
         }],
     },
     Group {
-        title: "Rating (blind 2-AFC; owns every key)",
+        title: "Rating (2-AFC)",
         view: Some(View::Rate),
         bindings: &[
             Binding {
                 keys: &[
                     (C(K::Char('1')), A::RateChoose(Side::Left)),
-                    (C(K::Char('h')), A::RateChoose(Side::Left)),
-                    (C(K::Left), A::RateChoose(Side::Left)),
-                ],
-                help: "left image",
-            },
-            Binding {
-                keys: &[
                     (C(K::Char('2')), A::RateChoose(Side::Right)),
+                    (C(K::Char('h')), A::RateChoose(Side::Left)),
                     (C(K::Char('l')), A::RateChoose(Side::Right)),
+                    (C(K::Left), A::RateChoose(Side::Left)),
                     (C(K::Right), A::RateChoose(Side::Right)),
                 ],
-                help: "right image",
+                help: "left / right",
             },
-            Binding { keys: &[(C(K::Char('u')), A::RateUndo)], help: "undo last answer" },
-            Binding { keys: &[(C(K::Char('s')), A::RateSkip)], help: "skip" },
+            Binding {
+                keys: &[(C(K::Char('u')), A::RateUndo), (C(K::Char('s')), A::RateSkip)],
+                help: "undo / skip",
+            },
             Binding {
                 keys: &[
                     (C(K::Char('q')), A::RateEnd),
@@ -403,7 +408,6 @@ pub const GROUPS: &[Group] = &[
                 ],
                 help: "end and save",
             },
-            Binding { keys: &[(C(K::Char('?')), A::Help)], help: "help" },
         ],
     },
     Group {

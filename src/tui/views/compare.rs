@@ -54,7 +54,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             let e = app.project.get(id)?;
             let low = source.samples(id, &e.dir, ReconKind::Lowlevel, None).ok();
             let high = source.samples(id, &e.dir, ReconKind::Highlevel, None).ok();
-            let l1 = e.best_val().map_or("-".into(), |b| fmt_num(b.l1));
+            let l1 = e.best_val().map_or("-".into(), |b| fmt_num(b.1));
             let human =
                 e.human.lowlevel.accuracy.map_or("-".into(), |a| format!("{:.0}%", a * 100.0));
             Some(Column { id: id.clone(), low, high, metrics: format!("L1 {l1}\n2AFC {human}") })

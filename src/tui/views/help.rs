@@ -14,7 +14,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let block = Block::default().borders(Borders::ALL).title(Span::styled(" help ", t.accent()));
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let [cols, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    let [cols, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let halves =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(cols);
     let (left, right) = keys::GROUPS.split_at(balanced_split(keys::GROUPS));
@@ -33,7 +33,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), *col);
     }
-    let states = "States: · idle  ▶ running  ✔ done  ■ stopped  ✖ crashed.\nTraining runs detached: quitting the console keeps it going.";
+    let states = "· idle ▶ running ◷ queued ✔ done ■ stopped ✖ crashed · q keeps training on";
     f.render_widget(Paragraph::new(states).style(t.dim()), foot);
 }
 

@@ -4,7 +4,7 @@
 
 use crate::eval::human::{ExperimentSummary, Session};
 use crate::tui::app::App;
-use crate::tui::views::Theme;
+use crate::tui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
