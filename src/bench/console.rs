@@ -109,7 +109,7 @@ fn history(n: usize, seed: usize) -> Vec<MetricRecord> {
             l1: None,
             lr: Some(1e-4 * (1.0 + x)),
         });
-        if step % STEPS_PER_EPOCH as u64 == 0 {
+        if step.is_multiple_of(STEPS_PER_EPOCH as u64) {
             v.push(MetricRecord {
                 t: 1_000 * step,
                 epoch: s / STEPS_PER_EPOCH,

@@ -201,7 +201,7 @@ fn epoch_files(folder: &Path) -> Result<BTreeMap<usize, HashMap<String, PathBuf>
     Ok(out)
 }
 
-fn pick<'a>(files: &'a HashMap<String, PathBuf>, kind: ReconKind) -> Option<&'a PathBuf> {
+fn pick(files: &HashMap<String, PathBuf>, kind: ReconKind) -> Option<&PathBuf> {
     recon_stems(kind).iter().find_map(|s| files.get(*s))
 }
 

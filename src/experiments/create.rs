@@ -573,6 +573,8 @@ pub fn sweep(
 fn first_free_run(experiments_dir: &Path, from: u32, count: usize) -> u32 {
     let mut start = from;
     'search: while let Some(end) = start.checked_add(count as u32) {
+        // `start` moves past a taken id and the search restarts (`continue 'search`).
+        #[allow(clippy::mut_range_bound)]
         for id in start..end {
             if experiments_dir.join(id.to_string()).exists() {
                 start = id + 1;

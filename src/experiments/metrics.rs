@@ -416,7 +416,7 @@ mod tests {
         write!(f, "{}\n{}", line, &line[..10]).unwrap();
         let u = tail.poll().unwrap();
         assert_eq!((u.reset, u.records.len()), (false, 1));
-        write!(f, "{}\n", &line[10..]).unwrap();
+        writeln!(f, "{}", &line[10..]).unwrap();
         let u = tail.poll().unwrap();
         assert_eq!(u.records, vec![train(1, 0.9)]);
 

@@ -366,7 +366,7 @@ impl CheckpointStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(CheckpointError::Io { path: self.root.clone(), source: e }),
         };
-        steps.sort_by(|a, b| b.0.cmp(&a.0));
+        steps.sort_by_key(|s| std::cmp::Reverse(s.0));
         for (_, name) in steps {
             if !candidates.contains(&name) {
                 candidates.push(name);

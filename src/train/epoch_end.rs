@@ -133,6 +133,7 @@ impl Reconstructions {
             let real = load_rgb(image, iw as u32, ih as u32)?;
             let target = name(recon::TARGET);
             real.save(&target).map_err(|source| TrainError::Png { path: target, source })?;
+            #[allow(clippy::single_range_in_vec_init)] // burn's slice takes one range per dim
             save_png(pred_img.clone().slice([i..i + 1]), &name(recon::LOWLEVEL))?;
             samples.push(serde_json::json!({ "sample": i, "row": row, "image": image }));
         }

@@ -313,7 +313,7 @@ fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
 }
 
 fn textured(x: u32, y: u32) -> [u8; 3] {
-    [(x * 13 + y * 7) as u8, (x * 5 ^ y * 11) as u8, (x + y * 3) as u8]
+    [(x * 13 + y * 7) as u8, ((x * 5) ^ (y * 11)) as u8, (x + y * 3) as u8]
 }
 
 /// Two folders with `n` 16 x 16 PNGs each.

@@ -80,7 +80,7 @@ impl ClipAttentionConfig {
     /// Build the block with random weights.
     pub fn init(&self, device: &Device) -> ClipAttention {
         assert!(
-            self.num_heads > 0 && self.hidden_size % self.num_heads == 0,
+            self.num_heads > 0 && self.hidden_size.is_multiple_of(self.num_heads),
             "attention width {} not divisible by {} heads",
             self.hidden_size,
             self.num_heads

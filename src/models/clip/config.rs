@@ -280,7 +280,7 @@ fn check_act(act: &str, which: &str) -> Result<(), String> {
 }
 
 fn check_heads(hidden: usize, heads: usize, which: &str) -> Result<(), String> {
-    if heads == 0 || hidden % heads != 0 {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
         Err(format!(
             "{which}: hidden_size {hidden} is not divisible by num_attention_heads {heads}"
         ))

@@ -16,7 +16,7 @@ use crate::imageio::{self, ImageIoError};
 /// OpenAI CLIP's per-channel mean (transformers `OPENAI_CLIP_MEAN`).
 pub const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's per-channel std (transformers `OPENAI_CLIP_STD`).
-pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Errors of reading the preprocessing config or the images.
 #[derive(Debug, thiserror::Error)]

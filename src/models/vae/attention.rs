@@ -42,7 +42,7 @@ impl AttentionConfig {
     /// Build the block with random weights.
     pub fn init(&self, device: &Device) -> Attention {
         assert!(
-            self.channels % self.heads == 0,
+            self.channels.is_multiple_of(self.heads),
             "attention channels {} not divisible by heads {}",
             self.channels,
             self.heads
