@@ -7,12 +7,14 @@
 //! - [`algonauts`]: one subject's folder (both namings), its images, fMRI and ROI atlas.
 //! - [`roi`]: ROI sets (`set1|set2|set3|none|custom`), masking modes, the voxel mask.
 //! - [`split`]: the seeded, platform-independent 70/30 train/val split.
+//! - [`probe`]: the dataset-level probe set held out of every experiment's split.
 //! - [`roi_table`]: the challenge's ROI classes and the paper's ROI sets.
 
 pub mod algonauts;
 pub mod mapping;
 pub mod npy;
 pub mod pickle;
+pub mod probe;
 pub mod roi;
 pub mod roi_table;
 pub mod split;

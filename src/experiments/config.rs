@@ -47,6 +47,14 @@ pub struct DataSection {
     pub mask_mode: String,
     /// VAE weights folder (hub layout), relative to the project directory or absolute.
     pub vae: PathBuf,
+    /// Size of the dataset-level probe set held out of the train/val split (`data::probe`;
+    /// the same rows for every experiment on the dataset); `0` = none.
+    #[serde(default = "default_probe")]
+    pub probe: usize,
+}
+
+fn default_probe() -> usize {
+    crate::data::probe::DEFAULT_PROBE_SIZE
 }
 
 /// `[train]`: seed, batch, epochs and the OneCycle/AdamW hyper-parameters.

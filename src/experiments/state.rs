@@ -454,3 +454,158 @@ impl HumanLine {
         serde_json::to_string(self).expect("rating records always serialise")
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation, final reconstructions and votes: written by `brainscope eval`, `recon` and `vote`
+// (`eval::*`, `pipelines::*`), read by the console's table, detail, gallery and compare views.
+// ---------------------------------------------------------------------------------------------
+
+/// Which rows an evaluation, a final reconstruction or a vote covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalSplit {
+    /// The dataset's probe set (`data::probe`): the same rows for every experiment; the default
+    /// for anything compared across experiments.
+    Probe,
+    /// The experiment's own validation split.
+    Val,
+    /// The experiment's own training split.
+    Train,
+}
+
+impl EvalSplit {
+    /// `probe` / `val` / `train`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Probe => "probe",
+            EvalSplit::Val => "val",
+            EvalSplit::Train => "train",
+        }
+    }
+}
+
+/// `eval/`: one [`EvalRecord`] per split, `eval/<split>.json` (rewritten atomically).
+pub const EVAL_DIR: &str = "eval";
+
+/// `<experiments>/votes.json`: the last [`VoteRecord`] (rewritten atomically by `vote`).
+pub const VOTES_FILE: &str = "votes.json";
+
+/// `sample-XX-caption.txt` beside the high-level image: the BLIP caption ("blurry " removed)
+/// that prompted it (kind name for [`recon_file_name`]-style names, with a `.txt` extension).
+pub const CAPTION_KIND: &str = "caption";
+
+impl RunPaths {
+    /// `eval/<split>.json`.
+    pub fn eval(&self, split: EvalSplit) -> PathBuf {
+        self.dir.join(EVAL_DIR).join(format!("{}.json", split.name()))
+    }
+    /// `recon/final-<split>/`: reconstructions of every row of `split` from the last checkpoint
+    /// (`samples.json` index as the per-epoch folders, plus `sample-XX-{target,lowlevel,
+    /// highlevel}.png` and `sample-XX-caption.txt`). `eval` writes the low-level images,
+    /// `recon` adds the high-level ones; sample `XX` of the probe split is probe row `XX`.
+    pub fn recon_final(&self, split: EvalSplit) -> PathBuf {
+        self.dir.join(files::RECON).join(format!("final-{}", split.name()))
+    }
+}
+
+/// `eval/<split>.json`: the numbers of one `brainscope eval` run. CLIP numbers are `None`
+/// (JSON `null`), never zero, when no CLIP model was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Which rows.
+    pub split: EvalSplit,
+    /// Samples evaluated (after `--limit`).
+    pub samples: usize,
+    /// 0-based epoch of the checkpoint evaluated.
+    pub epoch: usize,
+    /// Optimizer step of the checkpoint evaluated.
+    pub step: u64,
+    /// Checkpoint file used, relative to the experiment folder.
+    pub checkpoint: String,
+    /// VAE folder used to decode (as given / resolved).
+    pub vae: String,
+    /// CLIP folder used, when any.
+    pub clip: Option<String>,
+    /// Mean absolute error between predicted and target latents.
+    pub latent_l1: f64,
+    /// MindEye PixCorr (mean Pearson r over images), after the resize below.
+    pub pixcorr: f64,
+    /// MindEye SSIM (scikit-image >= 0.20 settings), after the resize below.
+    pub ssim: f64,
+    /// Resize applied before PixCorr/SSIM: `Some(425)` (MindEye's default) or `None`.
+    pub resize: Option<u32>,
+    /// 2-way identification on raw pixels.
+    pub two_way_pixels: f64,
+    /// 2-way identification on CLIP image embeddings.
+    pub two_way_clip: Option<f64>,
+    /// CLIP cosine between the reconstruction and the real stimulus image (the paper's
+    /// Table III).
+    pub clip_sim_target: Option<f64>,
+    /// CLIP cosine between the reconstruction and the VAE-decoded target latent (what the seed
+    /// code actually compared).
+    pub clip_sim_vae_target: Option<f64>,
+    /// Wall-clock time of the evaluation, ms since the Unix epoch.
+    pub t: u64,
+}
+
+/// Read `eval/<split>.json`; `Ok(None)` when the experiment was never evaluated on `split`.
+pub fn read_eval(paths: &RunPaths, split: EvalSplit) -> std::io::Result<Option<EvalRecord>> {
+    match std::fs::read(paths.eval(split)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// How `vote` picks a winner per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VoteRule {
+    /// The seed code's rule: cos(CLIP(low-level), CLIP(high-level)) of each experiment's own
+    /// pair; the highest wins. Needs high-level images (`brainscope recon`).
+    Paper,
+    /// The experiment whose low-level CLIP embedding is closest to the mean of the others'.
+    Consensus,
+}
+
+/// `<experiments>/votes.json`: the winner per sample of one `brainscope vote` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoteRecord {
+    /// Rule used.
+    pub rule: VoteRule,
+    /// Which rows (sample `i` = row `rows[i]` of the split; probe rows are shared).
+    pub split: EvalSplit,
+    /// Experiments that took part, ascending by id.
+    pub experiments: Vec<String>,
+    /// CLIP folder used.
+    pub clip: String,
+    /// One entry per sample that at least one experiment had.
+    pub votes: Vec<SampleVote>,
+    /// Wall-clock time of the vote, ms since the Unix epoch.
+    pub t: u64,
+}
+
+/// The vote on one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleVote {
+    /// Sample index (`XX` of `sample-XX-*.png` in `recon/final-<split>/`).
+    pub sample: usize,
+    /// Dataset row of the sample.
+    pub row: usize,
+    /// Winning experiment id (ties go to the lowest id).
+    pub winner: String,
+    /// Each voting experiment's score (rule-specific cosine), by id.
+    pub scores: std::collections::BTreeMap<String, f64>,
+    /// Experiments skipped for this sample because they lack its images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// Read `<experiments>/votes.json`; `Ok(None)` when no vote was run.
+pub fn read_votes(experiments_dir: &Path) -> std::io::Result<Option<VoteRecord>> {
+    match std::fs::read(experiments_dir.join(VOTES_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
