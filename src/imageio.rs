@@ -125,3 +125,30 @@ pub fn save_png(images: Tensor<4>, path: &Path) -> Result<(), ImageIoError> {
         .save_with_format(path, image::ImageFormat::Png)
         .map_err(|e| ImageIoError::Write { path: path.into(), message: e.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_jpeg_as_well_as_png() {
+        // A smooth gradient survives JPEG compression within a few levels.
+        let dir = std::env::temp_dir().join(format!("brainscope-imageio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img =
+            RgbImage::from_fn(16, 8, |x, y| image::Rgb([(x * 16) as u8, (y * 32) as u8, 128]));
+        let (png, jpg) = (dir.join("g.png"), dir.join("g.jpg"));
+        img.save(&png).unwrap();
+        img.save(&jpg).unwrap();
+        let a = load_rgb(&png, 16, 8).unwrap();
+        let b = load_rgb(&jpg, 16, 8).unwrap();
+        assert_eq!(a, img);
+        let worst = a
+            .pixels()
+            .zip(b.pixels())
+            .flat_map(|(p, q)| (0..3).map(move |c| p[c].abs_diff(q[c])))
+            .max();
+        assert!(worst.unwrap() <= 12, "JPEG decoded too far from the original: {worst:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
