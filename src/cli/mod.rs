@@ -12,6 +12,7 @@ pub mod demo;
 pub mod device_arg;
 pub mod embed;
 pub mod encode;
+pub mod eval;
 pub mod latents;
 pub mod metrics;
 pub mod new;
@@ -23,6 +24,7 @@ pub mod submit;
 pub mod sweep;
 pub mod train;
 pub mod train_vae;
+pub mod vote;
 
 /// brainscope: fMRI-to-image reconstruction experiments, from the terminal.
 #[derive(Debug, Parser)]
@@ -54,6 +56,10 @@ pub enum Command {
     Latents(latents::Args),
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
     Metrics(metrics::Args),
+    /// Score an experiment's checkpoint: latent L1, PixCorr, SSIM, 2-way, CLIP similarity.
+    Eval(eval::Args),
+    /// The winning experiment per sample, by CLIP (writes experiments/votes.json).
+    Vote(vote::Args),
     /// Train the small demo VAE on the demo images (weights/demo/vae).
     TrainVae(train_vae::Args),
     /// Train an experiment (detached by default).
@@ -88,6 +94,8 @@ pub fn main() -> ExitCode {
         Some(Command::Embed(a)) => embed::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::Metrics(a)) => metrics::run(a),
+        Some(Command::Eval(a)) => eval::run(a),
+        Some(Command::Vote(a)) => vote::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),
         Some(Command::Train(a)) => train::run(a),
         Some(Command::Stop(a)) => stop::run(a),
