@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_PROBE_SIZE: usize = 100;
 
 /// The fixed dataset seed the probe rows are drawn with (never per experiment).
-pub const PROBE_SEED: u64 = 0x5052_4f42_45; // "PROBE"
+pub const PROBE_SEED: u64 = 0x0050_524f_4245; // "PROBE"
 
 /// The probe rows of a dataset with `n_total` rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
