@@ -2,9 +2,7 @@
 //! [--json]`: a blind two-alternative forced-choice session in the terminal (the console's
 //! rating view), or with `--json` only the per-experiment summary.
 
-use crate::eval::human::{
-    self, HumanError, SampleSource, Session, SessionOptions, ValidationSamples,
-};
+use crate::eval::human::{self, HumanError, Session, SessionOptions};
 use crate::experiments::config::CONFIG_FILE;
 use crate::experiments::state::{ReconKind, RunPaths};
 use crate::tui::app::{App, Launcher};
@@ -22,9 +20,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "Blind two-alternative forced choice (2AFC): each trial shows one reconstruction and two \
-candidate images, the one the subject saw and a distractor (another of the same experiment's \
-validation samples), in random left/right order; the experiment is never shown and the trials \
-of all IDS are interleaved. Keys: 1/h/← left, 2/l/→ right, u undo, s skip, q end.\n\n\
+candidate images, the one the subject saw and a distractor (another image of the same \
+sample set), in random left/right order; the experiment is never shown and the trials of all \
+IDS are interleaved. Keys: 1/h/← left, 2/l/→ right, u undo, s skip, q end.\n\n\
+Samples come from the dataset's probe set ([data] probe, default 100 rows held out of every \
+experiment's training): the same images for every experiment, so results compare across \
+experiments. When any of IDS was trained before the probe set existed (or with [data] probe = \
+0), every experiment's own validation samples are rated instead.\n\n\
 Every answer is appended to experiments/<id>/human-2afc.jsonl at once, so a killed session \
 loses nothing: the same command continues it without repeating answered trials. Images come \
 from the latest recon/epoch-NNN/ folder that training writes."
@@ -87,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rater: args.rater.unwrap_or_else(human::default_rater),
     };
     // Prepared before the terminal is taken over: a bad input fails here, nothing written.
-    let session = Session::start(&exps, &opts, &ValidationSamples)?;
+    let session = Session::start(&exps, &opts, human::source_for(&exps))?;
     let exe = std::env::current_exe().context("cannot find the brainscope executable")?;
     let project = Project::open(&dir, Probe::system());
     let stop = termination_flag().context("installing signal handlers")?;
@@ -164,10 +166,9 @@ fn print_summary(
     }
     if kind == ReconKind::Highlevel && !any {
         // Neither ratings nor images of that kind: say how to make the images.
-        let missing: Vec<HumanError> = exps
-            .iter()
-            .filter_map(|(id, d)| ValidationSamples.samples(id, d, kind, None).err())
-            .collect();
+        let source = human::source_for(exps);
+        let missing: Vec<HumanError> =
+            exps.iter().filter_map(|(id, d)| source.samples(id, d, kind, None).err()).collect();
         if missing.len() == exps.len() {
             return Err(HumanError::NothingToRate(missing).into());
         }

@@ -2,7 +2,7 @@
 //! launch a detached trainer (new session, log to train.log) and return, or train in this
 //! process with `--foreground`.
 
-use crate::experiments::launch::{LaunchOptions, ensure_not_running, start_training};
+use crate::experiments::launch::{self, LaunchOptions};
 use crate::experiments::registry::find;
 use crate::experiments::state::RunPaths;
 use crate::train::trainer::{self, TrainRequest};
@@ -12,6 +12,18 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `brainscope train`.
 #[derive(Debug, clap::Args)]
+#[command(long_about = "Train the low-level model of experiment ID: detached by default (log in \
+experiments/<id>/train.log, `brainscope stop ID` to stop), in this process with --foreground. \
+A stopped or killed run resumes from its last checkpoint; a changed plan is refused, naming \
+each changed key.\n\n\
+The probe set: the paper voted on training images, and each experiment's validation samples \
+depend on its seed, so two experiments' \"sample 0\" are different images. A fixed list of \
+dataset rows ([data] probe in experiment.toml, default 100, 0 = none) is held out of every \
+experiment's train/val split; the per-epoch reconstructions show those rows (sample XX = probe \
+row XX in every experiment), which is what makes cross-experiment comparison and the vote \
+fair. The rows are listed in probe-<size>.json beside the latent cache. Existing runs keep \
+their split: a checkpoint from before the probe set resumes with its old validation samples \
+and says so; --restart moves it onto the probe set.")]
 pub struct Args {
     /// Experiment id (folder name under --dir).
     pub id: String,
@@ -57,11 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("experiment {}: {}", args.id, outcome);
         return Ok(());
     }
-    ensure_not_running(&dir)?;
-    trainer::check_startable(&dir, args.restart)?;
     let exe = std::env::current_exe().context("cannot find the brainscope executable to launch")?;
     let options = LaunchOptions { device: args.device, epochs: args.epochs, restart: args.restart };
-    let pid = start_training(&exe, &experiments_dir, &args.id, &options)?;
+    // The console's `s` takes the same path: one set of checks, one launch.
+    let pid = launch::start(&exe, &experiments_dir, &args.id, &options)?;
     let log = RunPaths::new(&dir).log();
     println!("experiment {} training in the background (pid {pid})", args.id);
     println!("  log:  {}", log.display());

@@ -14,12 +14,13 @@
 
 use crate::data::split;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// Default number of probe rows (`[data] probe = 100`).
 pub const DEFAULT_PROBE_SIZE: usize = 100;
 
 /// The fixed dataset seed the probe rows are drawn with (never per experiment).
-pub const PROBE_SEED: u64 = 0x5052_4f42_45; // "PROBE"
+pub const PROBE_SEED: u64 = 0x0050_524f_4245; // "PROBE"
 
 /// The probe rows of a dataset with `n_total` rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,36 @@ pub fn probe_set(n_total: usize, size: usize) -> ProbeSet {
     let mut rows = split::permutation(n_total, PROBE_SEED)[..size].to_vec();
     rows.sort_unstable();
     ProbeSet { rows, n_total, seed: PROBE_SEED }
+}
+
+/// `probe-<size>.json`: the name of the file holding the probe set of `[data] probe = size`,
+/// written beside the latent cache ([`write_probe_file`]) so a user can see which rows every
+/// experiment holds out.
+pub fn probe_file_name(size: usize) -> String {
+    format!("probe-{size}.json")
+}
+
+/// Write `set` (drawn for `[data] probe = size`) as pretty JSON to `dir/probe-<size>.json`,
+/// atomically; a file that already holds exactly this set is left alone (one small read per
+/// training start). Returns the path and whether it was written.
+pub fn write_probe_file(
+    dir: &Path,
+    size: usize,
+    set: &ProbeSet,
+) -> std::io::Result<(PathBuf, bool)> {
+    let path = dir.join(probe_file_name(size));
+    let same = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<ProbeSet>(&bytes).ok())
+        .is_some_and(|old| old == *set);
+    if same {
+        return Ok((path, false));
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut text = serde_json::to_vec_pretty(set).expect("a probe set serialises");
+    text.push(b'\n');
+    crate::experiments::state::write_atomic(&path, &text)?;
+    Ok((path, true))
 }
 
 /// The rows one experiment uses: the dataset's probe rows, and its own seeded train/val split
@@ -99,6 +130,25 @@ mod tests {
         let new = experiment_rows(500, 0, 7, 0.3);
         assert!(new.probe.is_empty());
         assert_eq!((new.train, new.val), (old.train, old.val));
+    }
+
+    #[test]
+    fn the_probe_file_is_written_once_and_rewritten_when_it_differs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let set = probe_set(50, 7);
+        let (path, wrote) = write_probe_file(tmp.path(), 7, &set).unwrap();
+        assert!(wrote);
+        assert_eq!(path, tmp.path().join("probe-7.json"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(serde_json::from_str::<ProbeSet>(&text).unwrap(), set);
+        assert!(text.contains("\n  \"rows\": ["), "pretty JSON: {text}");
+        assert!(!write_probe_file(tmp.path(), 7, &set).unwrap().1, "identical: reused");
+        std::fs::write(&path, "{\"rows\": [1]}").unwrap();
+        assert!(write_probe_file(tmp.path(), 7, &set).unwrap().1, "damaged: rewritten");
+        assert_eq!(
+            serde_json::from_slice::<ProbeSet>(&std::fs::read(&path).unwrap()).unwrap(),
+            set
+        );
     }
 
     #[test]

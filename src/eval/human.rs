@@ -5,7 +5,9 @@
 //! left/right order; the rater picks the one the subject saw. Trials of several experiments
 //! are interleaved and the experiment id is never shown.
 //!
-//! - [`SampleSource`] says where the images come from ([`ValidationSamples`] today);
+//! - [`SampleSource`] says where the images come from: [`ProbeSamples`] (the dataset's probe
+//!   set, the same images in every experiment) when every rated experiment has them
+//!   ([`source_for`]), else [`ValidationSamples`] (each run's own validation samples);
 //! - [`plan_trials`] draws the trials (seeded: the same seed gives the same session);
 //! - [`Session`] runs a session: every answer is appended to the experiment's
 //!   `human-2afc.jsonl` ([`HumanRating`], format in [`crate::experiments::state`]) and flushed,
@@ -15,7 +17,9 @@
 //!   ([`wilson_interval`]), for all raters or one.
 
 use crate::data::split::{seeded_rng, uniform_below};
-use crate::experiments::state::{HumanLine, HumanRating, HumanUndo, ReconKind, RunPaths, files};
+use crate::experiments::state::{
+    EvalSplit, HumanLine, HumanRating, HumanUndo, ReconKind, RunPaths, files, recon,
+};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -67,6 +71,16 @@ pub enum HumanError {
         dir: PathBuf,
         /// Samples found there.
         found: usize,
+    },
+    /// [`ProbeSamples`] asked for a run whose reconstructions are not of the probe set.
+    #[error(
+        "experiment {id}: the reconstructions in {dir} are not of the dataset's probe set (a run that predates it, or [data] probe = 0); rate its validation samples, or retrain it with `brainscope train {id} --restart`"
+    )]
+    NotProbe {
+        /// Experiment id.
+        id: String,
+        /// Its `recon/` folder.
+        dir: PathBuf,
     },
     /// `samples.json` of an epoch folder is not what the trainer writes.
     #[error(
@@ -133,11 +147,12 @@ pub struct SampleSet {
 
 /// Where the rated (and compared) images come from.
 ///
-/// Today: [`ValidationSamples`], each experiment's own fixed validation samples, which differ
-/// between experiments of different seeds (trials never mix experiments, so that is sound for
-/// 2-AFC, but the compare view can only align what `samples.json` says is the same image).
-/// The dataset-level probe set (issue 14: the same held-out images for every experiment)
-/// plugs in as another implementation; nothing else changes.
+/// [`ProbeSamples`]: the dataset's probe set (`data::probe`), the same held-out images for
+/// every experiment, so sample `XX` is one image across experiments. [`ValidationSamples`]:
+/// each experiment's own fixed samples, whatever split its run wrote (validation samples
+/// before the probe set existed); those differ between experiments of different seeds (trials
+/// never mix experiments, so that is sound for 2-AFC, but a compare view can only align what
+/// `samples.json` says is the same image). [`source_for`] picks one.
 pub trait SampleSource {
     /// The samples of experiment `id` (folder `dir`) with a `kind` reconstruction, from
     /// `epoch` or, when `None`, the latest epoch that has that kind.
@@ -148,23 +163,45 @@ pub trait SampleSource {
         kind: ReconKind,
         epoch: Option<usize>,
     ) -> Result<SampleSet, HumanError>;
+
+    /// What the samples are, for people: `probe set` / `validation samples`.
+    fn label(&self) -> &'static str;
 }
 
 /// The reconstructions the trainer writes every epoch: `recon/epoch-NNN/sample-XX-<kind>.png`
-/// with `sample-XX-target.png` and (newer runs) `samples.json`.
+/// with `sample-XX-target.png` and (newer runs) `samples.json`, of whichever split the run
+/// reconstructs (its validation rows before the probe set; the fallback source).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ValidationSamples;
 
-/// File-name stems (`sample-XX-<stem>.png`) accepted for a kind, preferred first.
-///
-/// The trainer's recon names are being renamed (their names move into
-/// `experiments/state.rs`); both spellings are read so older and newer runs work. Today's
-/// trainer writes `lowlevel` (the model's prediction) beside `vae` (the target latent decoded),
-/// so `lowlevel` must come first.
-pub fn recon_stems(kind: ReconKind) -> &'static [&'static str] {
+/// The per-epoch reconstructions of the dataset's probe set: only epoch folders whose
+/// `samples.json` says `"split": "probe"`. Sample `XX` is probe row `XX` in every experiment,
+/// so the sets of several experiments align by sample index, and each trial's distractor is
+/// another probe image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeSamples;
+
+/// The source a session over `experiments` (id, folder) uses: [`ProbeSamples`] when the latest
+/// reconstructions of every one are of the probe set, else [`ValidationSamples`].
+pub fn source_for(experiments: &[(String, PathBuf)]) -> &'static dyn SampleSource {
+    let all_probe = !experiments.is_empty()
+        && experiments.iter().all(|(_, dir)| latest_split(dir) == Some(EvalSplit::Probe));
+    if all_probe { &ProbeSamples } else { &ValidationSamples }
+}
+
+/// The split of the latest `recon/epoch-NNN/` of the run in `dir` (`samples.json` without
+/// `"split"`, or no `samples.json`: a run before the probe set, `val`); `None` without
+/// reconstructions or with an unreadable index.
+pub fn latest_split(dir: &Path) -> Option<EvalSplit> {
+    let epoch = *recon_epochs(dir).last()?;
+    read_index(&RunPaths::new(dir).recon_epoch(epoch)).ok().map(|i| i.split)
+}
+
+/// The file-name stem (`sample-XX-<stem>.png`) of a kind ([`recon`] names).
+pub fn recon_stem(kind: ReconKind) -> &'static str {
     match kind {
-        ReconKind::Lowlevel => &["lowlevel", "vae"],
-        ReconKind::Highlevel => &["highlevel"],
+        ReconKind::Lowlevel => recon::LOWLEVEL,
+        ReconKind::Highlevel => recon::HIGHLEVEL,
     }
 }
 
@@ -202,13 +239,23 @@ fn epoch_files(folder: &Path) -> Result<BTreeMap<usize, HashMap<String, PathBuf>
 }
 
 fn pick(files: &HashMap<String, PathBuf>, kind: ReconKind) -> Option<&PathBuf> {
-    recon_stems(kind).iter().find_map(|s| files.get(*s))
+    files.get(recon_stem(kind))
 }
 
-/// `samples.json`: sample index -> dataset image (its path, else its row).
-fn sample_keys(folder: &Path) -> Result<HashMap<usize, String>, HumanError> {
+/// What `samples.json` says about one epoch folder.
+struct SamplesIndex {
+    /// `"split"`; `val` when absent (runs before the probe set) or when there is no index.
+    split: EvalSplit,
+    /// Sample index -> dataset image (its path, else its row).
+    keys: HashMap<usize, String>,
+}
+
+/// Read `samples.json` of an epoch folder (absent: `val`, no keys).
+fn read_index(folder: &Path) -> Result<SamplesIndex, HumanError> {
     #[derive(serde::Deserialize)]
     struct Index {
+        #[serde(default)]
+        split: Option<EvalSplit>,
         samples: Vec<Entry>,
     }
     #[derive(serde::Deserialize)]
@@ -219,22 +266,77 @@ fn sample_keys(folder: &Path) -> Result<HashMap<usize, String>, HumanError> {
         #[serde(default)]
         image: Option<String>,
     }
-    let path = folder.join("samples.json");
+    let path = folder.join(files::RECON_INDEX);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(SamplesIndex { split: EvalSplit::Val, keys: HashMap::new() });
+        }
         Err(source) => return Err(HumanError::Read { path, source }),
     };
     let index: Index =
         serde_json::from_str(&text).map_err(|source| HumanError::SamplesIndex { path, source })?;
-    Ok(index
+    let keys = index
         .samples
         .into_iter()
         .filter_map(|e| {
             let key = e.image.or(e.row.map(|r| format!("row {r}")))?;
             Some((e.sample, key))
         })
-        .collect())
+        .collect();
+    Ok(SamplesIndex { split: index.split.unwrap_or(EvalSplit::Val), keys })
+}
+
+/// The samples of the latest (or the given) epoch folder with a `kind` image, among the
+/// folders whose index says `split` (any split when `None`).
+fn epoch_samples(
+    id: &str,
+    dir: &Path,
+    kind: ReconKind,
+    epoch: Option<usize>,
+    split: Option<EvalSplit>,
+) -> Result<SampleSet, HumanError> {
+    let recon_dir = dir.join(files::RECON);
+    let epochs = recon_epochs(dir);
+    if epochs.is_empty() {
+        return Err(HumanError::NoReconstructions { id: id.into(), dir: recon_dir });
+    }
+    let paths = RunPaths::new(dir);
+    let candidates: Vec<usize> = match epoch {
+        Some(e) => vec![e],
+        None => epochs.iter().rev().copied().collect(),
+    };
+    let mut other_split = false;
+    // The latest epoch with at least one image of the kind.
+    for &epoch in &candidates {
+        let folder = paths.recon_epoch(epoch);
+        let files = epoch_files(&folder)?;
+        if !files.values().any(|f| pick(f, kind).is_some()) {
+            continue;
+        }
+        let index = read_index(&folder)?;
+        if split.is_some_and(|s| s != index.split) {
+            other_split = true;
+            continue;
+        }
+        let samples = files
+            .iter()
+            .filter_map(|(&i, f)| {
+                Some(Sample {
+                    index: i,
+                    key: index.keys.get(&i).cloned().unwrap_or_else(|| format!("{id}#{i}")),
+                    target: f.get(recon::TARGET)?.clone(),
+                    recon: pick(f, kind)?.clone(),
+                })
+            })
+            .collect();
+        return Ok(SampleSet { id: id.into(), epoch, samples });
+    }
+    Err(match kind {
+        _ if other_split => HumanError::NotProbe { id: id.into(), dir: recon_dir },
+        ReconKind::Highlevel => HumanError::NoHighLevel { id: id.into(), dir: recon_dir },
+        ReconKind::Lowlevel => HumanError::NoReconstructions { id: id.into(), dir: recon_dir },
+    })
 }
 
 impl SampleSource for ValidationSamples {
@@ -245,41 +347,27 @@ impl SampleSource for ValidationSamples {
         kind: ReconKind,
         epoch: Option<usize>,
     ) -> Result<SampleSet, HumanError> {
-        let recon_dir = dir.join(files::RECON);
-        let epochs = recon_epochs(dir);
-        if epochs.is_empty() {
-            return Err(HumanError::NoReconstructions { id: id.into(), dir: recon_dir });
-        }
-        let paths = RunPaths::new(dir);
-        let candidates: Vec<usize> = match epoch {
-            Some(e) => vec![e],
-            None => epochs.iter().rev().copied().collect(),
-        };
-        // The latest epoch with at least one image of the kind.
-        for &epoch in &candidates {
-            let folder = paths.recon_epoch(epoch);
-            let files = epoch_files(&folder)?;
-            if !files.values().any(|f| pick(f, kind).is_some()) {
-                continue;
-            }
-            let keys = sample_keys(&folder)?;
-            let samples = files
-                .iter()
-                .filter_map(|(&index, f)| {
-                    Some(Sample {
-                        index,
-                        key: keys.get(&index).cloned().unwrap_or_else(|| format!("{id}#{index}")),
-                        target: f.get("target")?.clone(),
-                        recon: pick(f, kind)?.clone(),
-                    })
-                })
-                .collect();
-            return Ok(SampleSet { id: id.into(), epoch, samples });
-        }
-        Err(match kind {
-            ReconKind::Highlevel => HumanError::NoHighLevel { id: id.into(), dir: recon_dir },
-            ReconKind::Lowlevel => HumanError::NoReconstructions { id: id.into(), dir: recon_dir },
-        })
+        epoch_samples(id, dir, kind, epoch, None)
+    }
+
+    fn label(&self) -> &'static str {
+        "validation samples"
+    }
+}
+
+impl SampleSource for ProbeSamples {
+    fn samples(
+        &self,
+        id: &str,
+        dir: &Path,
+        kind: ReconKind,
+        epoch: Option<usize>,
+    ) -> Result<SampleSet, HumanError> {
+        epoch_samples(id, dir, kind, epoch, Some(EvalSplit::Probe))
+    }
+
+    fn label(&self) -> &'static str {
+        "probe set"
     }
 }
 

@@ -222,10 +222,16 @@ pub fn start(
     }
     ensure_not_running(&dir)?;
     let path = RunPaths::new(&dir).status();
-    let status =
-        read_status(&path).map_err(|source| LaunchError::Io { path: path.clone(), source })?;
-    if !options.restart && status.is_some_and(|s| s.state == RunState::Done) {
+    let done = finished(&dir).map_err(|source| LaunchError::Io { path, source })?;
+    if !options.restart && done {
         return Err(StartError::AlreadyDone { dir });
     }
     Ok(start_training(exe, experiments_dir, id, options)?)
+}
+
+/// Whether the run in `dir` finished all its epochs (its `status.json` says `done`); the one
+/// check behind [`start`] and the trainer's `check_startable`. The error is reading
+/// `status.json`.
+pub fn finished(dir: &Path) -> std::io::Result<bool> {
+    Ok(read_status(&RunPaths::new(dir).status())?.is_some_and(|s| s.state == RunState::Done))
 }

@@ -19,6 +19,7 @@ pub mod files {
     /// Held (flock) while a trainer runs.
     pub const LOCK: &str = "lock";
     /// Index of one epoch's reconstructions: `recon/epoch-NNN/samples.json`.
+    /// `{"epoch", "split": "probe"|"val", "samples": [{"sample","row","image"}]}`; none: val.
     pub const RECON_INDEX: &str = "samples.json";
 }
 

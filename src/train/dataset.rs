@@ -22,6 +22,8 @@ pub(crate) struct Dataset {
     pub latent_shape: [usize; 3],
     /// Stimulus image of each row.
     pub images: Vec<PathBuf>,
+    /// The latent cache file the latents came from (the probe file is written beside it).
+    pub latent_cache: PathBuf,
 }
 
 impl Dataset {
@@ -98,6 +100,13 @@ impl Dataset {
         let cache = LatentCache::open(&built.path)?;
         let latent_shape = cache.shape();
         let latents = cache.rows(&rows)?.into_raw_vec_and_offset().0;
-        Ok(Self { fmri, width, latents, latent_shape, images: subject.train_images().to_vec() })
+        Ok(Self {
+            fmri,
+            width,
+            latents,
+            latent_shape,
+            images: subject.train_images().to_vec(),
+            latent_cache: built.path.clone(),
+        })
     }
 }

@@ -1,9 +1,11 @@
 //! The work at the end of each epoch: validation L1 over the whole validation split (a `val`
 //! metrics record), the checkpoint (tagged `best` on a new best val L1), and the
-//! reconstructions of the fixed validation samples.
+//! reconstructions of the fixed samples (the dataset's probe rows, else validation rows).
 
 use crate::experiments::process::now_ms;
-use crate::experiments::state::{MetricRecord, RunPaths, Split, files, recon, recon_file_name};
+use crate::experiments::state::{
+    EvalSplit, MetricRecord, RunPaths, Split, files, recon, recon_file_name,
+};
 use crate::imageio::{load_rgb, save_png};
 use crate::models::vae::{Vae, load_vae};
 use crate::train::checkpoint::{CheckpointStore, Tags};
@@ -76,24 +78,27 @@ pub(crate) fn save_checkpoint(
     Ok(())
 }
 
-/// The per-epoch reconstructions of fixed validation rows; the VAE decoder is loaded at the
-/// first epoch end.
+/// The per-epoch reconstructions of fixed rows; the VAE decoder is loaded at the first epoch
+/// end.
 pub(crate) struct Reconstructions {
     paths: RunPaths,
     vae_dir: PathBuf,
     rows: Vec<usize>,
+    split: EvalSplit,
     vae: Option<Vae>,
 }
 
 impl Reconstructions {
-    /// Reconstructions of `rows` (none when empty) decoded by the VAE in `vae_dir`.
-    pub fn new(paths: RunPaths, vae_dir: PathBuf, rows: Vec<usize>) -> Self {
-        Self { paths, vae_dir, rows, vae: None }
+    /// Reconstructions of `rows` (none when empty), the first rows of `split` (sample `i` is
+    /// `rows[i]`), decoded by the VAE in `vae_dir`.
+    pub fn new(paths: RunPaths, vae_dir: PathBuf, rows: Vec<usize>, split: EvalSplit) -> Self {
+        Self { paths, vae_dir, rows, split, vae: None }
     }
 
-    /// Decode the predictions of the fixed validation rows to
+    /// Decode the predictions of the fixed rows to
     /// `recon/epoch-NNN/sample-XX-{target,lowlevel}.png` plus `samples.json`
-    /// ([`recon`] kinds):
+    /// (`{"epoch", "split": "probe"|"val", "samples": [{"sample", "row", "image"}]}`;
+    /// [`recon`] kinds):
     /// - `target`: the real stimulus image, resized to the decoder's output size;
     /// - `lowlevel`: the model's predicted latent decoded by the VAE.
     ///
@@ -137,7 +142,8 @@ impl Reconstructions {
             save_png(pred_img.clone().slice([i..i + 1]), &name(recon::LOWLEVEL))?;
             samples.push(serde_json::json!({ "sample": i, "row": row, "image": image }));
         }
-        let index = serde_json::json!({ "epoch": epoch, "samples": samples });
+        let index =
+            serde_json::json!({ "epoch": epoch, "split": self.split.name(), "samples": samples });
         let index_path = tmp.join(files::RECON_INDEX);
         std::fs::write(&index_path, serde_json::to_vec_pretty(&index).expect("json"))
             .map_err(io("write", &index_path))?;

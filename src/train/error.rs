@@ -79,13 +79,15 @@ pub enum TrainError {
     },
     /// Too few samples for the configured split.
     #[error(
-        "{root}: {n} samples split into {train} train / {val} val; both need at least one: change [train] val_fraction in {config}"
+        "{root}: {n} samples, {probe} held out as the probe set, the rest split into {train} train / {val} val; both need at least one: lower [data] probe or change [train] val_fraction in {config}"
     )]
     EmptySplit {
         /// Data root.
         root: PathBuf,
         /// Samples.
         n: usize,
+        /// Probe rows held out first (`[data] probe`, clamped to the samples).
+        probe: usize,
         /// Training rows.
         train: usize,
         /// Validation rows.

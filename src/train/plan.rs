@@ -65,6 +65,11 @@ pub struct RunPlan {
     pub model: LowLevelWidths,
     /// OneCycle peak learning rate.
     pub max_lr: f64,
+    /// Rows held out as the dataset's probe set (`[data] probe`; `data::probe`). `None` in a
+    /// checkpoint that predates the probe set: that run keeps its old split (probe 0) when it
+    /// resumes, and its later checkpoints keep `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<usize>,
 }
 
 /// One key whose value differs between a checkpoint's plan and the plan experiment.toml gives.
@@ -195,6 +200,7 @@ mod tests {
             roi: "set3 (zero)".into(),
             model: LowLevelWidths::default(),
             max_lr: 3e-3,
+            probe: Some(16),
         }
     }
 
@@ -211,6 +217,25 @@ mod tests {
         assert_eq!(changes[0].to_string(), "batch_size: 4 (checkpoint) -> 8 (now)");
         assert_eq!(changes[1].to_string(), "model.hidden: 2048 (checkpoint) -> 64 (now)");
         assert!(changes[2].to_string().contains("from the data"));
+    }
+
+    #[test]
+    fn a_changed_probe_size_is_a_plan_change() {
+        let mut new = plan();
+        new.probe = Some(100);
+        let changes = plan().changes(&new);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].to_string(), "probe: 16 (checkpoint) -> 100 (now)");
+    }
+
+    #[test]
+    fn a_plan_that_predates_the_probe_set_reads_as_none_and_is_written_back_so() {
+        let mut json = serde_json::to_value(plan()).unwrap();
+        json.as_object_mut().unwrap().remove("probe");
+        let old: RunPlan = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(old.probe, None);
+        assert_eq!(serde_json::to_value(&old).unwrap(), json, "no probe key added on rewrite");
+        assert!(old.changes(&old.clone()).is_empty());
     }
 
     #[test]

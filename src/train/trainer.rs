@@ -10,11 +10,12 @@
 //! optimizer, schedule), [`super::plan`] (what a checkpoint records), [`super::error`]
 //! ([`TrainError`]).
 
-use crate::data::split::train_val_split;
+use crate::data::probe::{experiment_rows, probe_set, write_probe_file};
 use crate::demo::DemoError;
 use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
+use crate::experiments::launch::finished;
 use crate::experiments::run::{ActiveRun, RunOutcome, install_stop_flag, stop_requested};
-use crate::experiments::state::{RunPaths, RunState, read_status};
+use crate::experiments::state::{EvalSplit, RunPaths};
 use crate::train::checkpoint::CheckpointStore;
 use crate::train::dataset::Dataset;
 use crate::train::epoch::{EpochInputs, EpochSteps, train_epoch};
@@ -64,9 +65,12 @@ impl std::fmt::Display for RunOutcome {
 /// Refuse to start a run that already finished, unless restarting.
 pub fn check_startable(experiment_dir: &Path, restart: bool) -> Result<(), TrainError> {
     let path = RunPaths::new(experiment_dir).status();
-    let status =
-        read_status(&path).map_err(|source| TrainError::Io { action: "read", path, source })?;
-    if !restart && status.is_some_and(|s| s.state == RunState::Done) {
+    let done = finished(experiment_dir).map_err(|source| TrainError::Io {
+        action: "read",
+        path,
+        source,
+    })?;
+    if !restart && done {
         return Err(TrainError::AlreadyDone { dir: experiment_dir.to_path_buf() });
     }
     Ok(())
@@ -126,6 +130,23 @@ impl Log {
     }
 }
 
+/// The probe size of this run ([`RunPlan::probe`]): `[data] probe`, except that a run resumed
+/// from a checkpoint that predates the probe set keeps its old split (`None`, no probe rows),
+/// said once in the log.
+fn probe_size(resumed: Option<&RunPlan>, config: &ExperimentConfig, log: &Log) -> Option<usize> {
+    match resumed {
+        Some(plan) if plan.probe.is_none() => {
+            log.line(&format!(
+                "this run predates the probe set: it keeps its old train/val split (no probe rows; \
+                 reconstructions show validation samples); `--restart` holds out [data] probe = {} rows",
+                config.data.probe
+            ));
+            None
+        }
+        _ => Some(config.data.probe),
+    }
+}
+
 /// The training itself, with the lock held.
 fn train_locked(
     request: &TrainRequest,
@@ -166,20 +187,37 @@ fn train_locked(
         request.progress,
     )?;
     let n_total = data.images.len();
-    let split = train_val_split(n_total, config.train.seed, config.train.val_fraction);
-    if split.train.is_empty() || split.val.is_empty() {
+    let resumed = latest_checkpoint(&store, &log)?;
+    let probe = probe_size(resumed.as_ref().map(|l| &l.manifest.meta.plan), config, &log);
+    let probe_rows = probe.unwrap_or(0);
+    let rows = experiment_rows(n_total, probe_rows, config.train.seed, config.train.val_fraction);
+    if rows.train.is_empty() || rows.val.is_empty() {
         return Err(TrainError::EmptySplit {
             root: data_root,
             n: n_total,
-            train: split.train.len(),
-            val: split.val.len(),
+            probe: rows.probe.len(),
+            train: rows.train.len(),
+            val: rows.val.len(),
             config: config_path,
         });
     }
+    if probe_rows > 0
+        && let Some(dir) = data.latent_cache.parent()
+    {
+        let set = probe_set(n_total, probe_rows);
+        let (path, wrote) = write_probe_file(dir, probe_rows, &set)
+            .map_err(|source| TrainError::Io { action: "write", path: dir.into(), source })?;
+        if wrote {
+            log.line(&format!(
+                "probe set: {} rows held out, listed in {}",
+                set.rows.len(),
+                path.display()
+            ));
+        }
+    }
     let batch_size = config.train.batch_size;
-    let steps_per_epoch = split.train.len().div_ceil(batch_size) as u64;
+    let steps_per_epoch = rows.train.len().div_ceil(batch_size) as u64;
 
-    let resumed = latest_checkpoint(&store, &log)?;
     let epochs = match (&resumed, request.epochs) {
         (Some(l), None) => l.manifest.meta.plan.epochs,
         _ => epochs_requested,
@@ -189,13 +227,14 @@ fn train_locked(
         batch_size,
         epochs,
         steps_per_epoch,
-        n_train: split.train.len(),
-        n_val: split.val.len(),
+        n_train: rows.train.len(),
+        n_val: rows.val.len(),
         input_width: data.width,
         latent_shape: data.latent_shape,
         roi: format!("{} ({})", config.data.roi_set, config.data.mask_mode),
         model: config.model.clone(),
         max_lr: config.train.max_lr,
+        probe,
     };
     let total_steps = steps_per_epoch * epochs as u64;
     let mut learner = Learner::new(&plan, config.train.weight_decay, &device)?;
@@ -206,8 +245,8 @@ fn train_locked(
     let mut metrics = open_metrics(&paths, meta.step, &log)?;
 
     log.line(&format!(
-        "experiment {}: {} train / {} val samples, input {} voxels, latent {:?}, batch {}, {} epochs x {} steps, device {}",
-        config.id, plan.n_train, plan.n_val, plan.input_width, plan.latent_shape, batch_size, epochs, steps_per_epoch, device_name
+        "experiment {}: {} train / {} val / {} probe samples, input {} voxels, latent {:?}, batch {}, {} epochs x {} steps, device {}",
+        config.id, plan.n_train, plan.n_val, rows.probe.len(), plan.input_width, plan.latent_shape, batch_size, epochs, steps_per_epoch, device_name
     ));
     if meta.epoch >= epochs {
         log.line("all epochs already done");
@@ -232,11 +271,18 @@ fn train_locked(
         log.line("stop requested before the first step: nothing to checkpoint");
         return Ok(RunOutcome::Stopped);
     }
-    let recon_rows = split.val.iter().copied().take(config.train.recon_samples).collect();
-    let mut recon = Reconstructions::new(paths.clone(), vae_dir, recon_rows);
+    // Probe rows when there are any (sample XX = probe row XX in every experiment), else the
+    // experiment's own validation rows (runs without a probe set).
+    let (recon_split, recon_from) = if rows.probe.is_empty() {
+        (EvalSplit::Val, &rows.val)
+    } else {
+        (EvalSplit::Probe, &rows.probe)
+    };
+    let recon_rows = recon_from.iter().copied().take(config.train.recon_samples).collect();
+    let mut recon = Reconstructions::new(paths.clone(), vae_dir, recon_rows, recon_split);
     let inputs = EpochInputs {
         data: &data,
-        train_rows: &split.train,
+        train_rows: &rows.train,
         batch_size,
         store: &store,
         stop,
@@ -258,7 +304,7 @@ fn train_locked(
             &mut meta,
             &learner,
             &data,
-            &split.val,
+            &rows.val,
             &mut metrics,
             &store,
             &mut recon,

@@ -83,8 +83,17 @@ pub fn wait_child_within(
     }
 }
 
-/// Training images of the tiny demo: 29 validation rows (30 %), 67 training rows.
+/// Training images of the tiny demo: [`N_PROBE`] probe rows, then 24 validation rows (30 % of
+/// the rest) and 56 training rows.
 pub const N_IMAGES: usize = 96;
+
+/// `[data] probe` of the tiny experiment: rows held out as the dataset's probe set.
+pub const N_PROBE: usize = 16;
+
+/// Training rows of the tiny experiment (seed 3, 30 % validation, after the probe rows).
+pub fn n_train() -> usize {
+    brainscope::data::probe::experiment_rows(N_IMAGES, N_PROBE, 3, 0.3).train.len()
+}
 
 /// A project folder with a tiny demo dataset (32 px), a tiny randomly initialised AutoencoderKL
 /// (32 px -> [4, 8, 8] latents) and one tiny experiment, id 7. It proves run machinery, not
@@ -133,7 +142,7 @@ impl Project {
             dir.join("experiment.toml"),
             format!(
                 "id = 7\ndescription = \"tiny test experiment\"\n\
-                 [data]\nroot = \"tiny-demo\"\nroi_set = \"set3\"\nvae = \"{}\"\n\
+                 [data]\nroot = \"tiny-demo\"\nroi_set = \"set3\"\nvae = \"{}\"\nprobe = {N_PROBE}\n\
                  [train]\nseed = 3\nbatch_size = {batch}\nepochs = {epochs}\nmax_lr = 3e-3\nrecon_samples = 2\n\
                  [model]\nhidden = 64\nblocks = 1\ndropout_in = 0.1\ndropout_block = 0.1\n\
                  proj_channels = 32\nupsampler_channels = [32, 32, 32]\n",

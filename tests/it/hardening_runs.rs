@@ -4,7 +4,7 @@
 //! under a changed plan names each change and the fix, an unreadable image says why once, and a
 //! run killed with SIGKILL mid-epoch and resumed ends byte-identical to an uninterrupted one.
 
-use crate::common::{BIN, Project};
+use crate::common::{BIN, Project, n_train};
 use brainscope::experiments::metrics::read_metrics;
 use brainscope::experiments::state::{RunState, Split, read_status};
 use brainscope::models::vae::{AutoencoderKLConfig, save_vae};
@@ -13,9 +13,6 @@ use brainscope::train::trainer::CheckpointMeta;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// Training rows of the tiny demo (70 % of `common::N_IMAGES`).
-const N_TRAIN: usize = 67;
 
 fn text(out: &Output) -> String {
     format!(
@@ -189,16 +186,78 @@ fn a_resume_under_a_changed_plan_names_each_change_and_the_fix() {
 
     set_key(&p, "batch_size", "8");
     set_key(&p, "hidden", "32");
+    set_key(&p, "probe", "20");
     let out = p.run(&["train", "7", "--foreground"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(err.contains("batch_size: 4 (checkpoint) -> 8 (now)"), "{err}");
     assert!(err.contains("model.hidden: 64 (checkpoint) -> 32 (now)"), "{err}");
-    assert!(err.contains("steps_per_epoch: 17 (checkpoint) -> 9 (now)"), "{err}");
+    assert!(err.contains("probe: 16 (checkpoint) -> 20 (now)"), "{err}");
+    let rows = brainscope::data::probe::experiment_rows(crate::common::N_IMAGES, 20, 3, 0.3);
+    let steps = format!(
+        "steps_per_epoch: {} (checkpoint) -> {} (now)",
+        n_train().div_ceil(4),
+        rows.train.len().div_ceil(8)
+    );
+    assert!(err.contains(&steps), "{err}");
+    assert!(err.contains(&format!("n_train: {} (checkpoint) -> {}", n_train(), rows.train.len())));
     assert!(err.contains("restore those values in") && err.contains("--restart"), "{err}");
     assert!(!err.contains("seed:"), "unchanged keys are not listed: {err}");
     assert_eq!(std::fs::read(p.dir().join("metrics.jsonl")).unwrap(), metrics_before);
     assert_eq!(std::fs::read_dir(p.dir().join("checkpoints")).unwrap().count(), checkpoints_before);
+}
+
+#[test]
+fn a_checkpoint_from_before_the_probe_set_resumes_with_its_old_split_and_says_so_once() {
+    // A run made before the probe set existed: its split is the probe-0 split and its
+    // checkpoints have no `probe` in their plan.
+    let p = Project::new(200, 4);
+    set_key(&p, "probe", "0");
+    assert!(p.run(&["train", "7"]).status.success());
+    wait_metrics(&p, "the first epoch's checkpoint", |_, val| val >= 1);
+    let out = p.run(&["stop", "7", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let strip_probe = |p: &Project| {
+        let manifest = p.dir().join("checkpoints/last/manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let plan = m["meta"]["plan"].as_object_mut().unwrap();
+        assert_eq!(plan.remove("probe"), Some(serde_json::json!(0)));
+        std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    };
+    strip_probe(&p);
+    set_key(&p, "probe", "16"); // the experiment now asks for a probe set
+
+    // Resumed: no plan change, the old split kept, said once.
+    let (records, _) = read_metrics(&p.dir().join("metrics.jsonl")).unwrap();
+    let val_before = records.iter().filter(|r| r.split == Split::Val).count();
+    assert!(p.run(&["train", "7"]).status.success());
+    wait_metrics(&p, "an epoch after the resume", |_, v| v > val_before);
+    let out = p.run(&["stop", "7", "--timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = p.log();
+    assert!(log.contains("resuming from"), "{log}");
+    assert_eq!(log.matches("predates the probe set").count(), 1, "{log}");
+    let old = brainscope::data::split::train_val_split(crate::common::N_IMAGES, 3, 0.3);
+    assert!(log.contains(&format!("{} train / {} val / 0 probe", old.train.len(), old.val.len())));
+    let (loaded, _) = CheckpointStore::new(p.dir().join("checkpoints"))
+        .load_latest::<CheckpointMeta>()
+        .unwrap()
+        .unwrap();
+    assert!(loaded.manifest.meta.epoch > val_before);
+    assert_eq!(loaded.manifest.meta.plan.probe, None, "it stays a pre-probe run");
+    assert_eq!(loaded.manifest.meta.plan.n_val, old.val.len());
+    let manifest = std::fs::read_to_string(loaded.dir.join("manifest.json")).unwrap();
+    assert!(!manifest.contains("\"probe\""), "{manifest}");
+    // Its reconstructions are still of its own validation rows.
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.dir().join(format!("recon/epoch-{val_before:03}/samples.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["split"], "val");
+    let rows: Vec<u64> =
+        index["samples"].as_array().unwrap().iter().map(|s| s["row"].as_u64().unwrap()).collect();
+    assert_eq!(rows, old.val[..2].iter().map(|&r| r as u64).collect::<Vec<_>>());
 }
 
 #[test]
@@ -277,7 +336,7 @@ fn pid_of(p: &Project) -> u32 {
 #[test]
 fn a_run_killed_mid_epoch_and_resumed_equals_an_uninterrupted_one_byte_for_byte() {
     let p = Project::new(4, 4);
-    let steps_per_epoch = N_TRAIN.div_ceil(4);
+    let steps_per_epoch = n_train().div_ceil(4);
     let out = p.run(&["train", "7", "--foreground"]);
     assert!(out.status.success(), "{}", text(&out));
     let reference_rows = rows_without_time(&p.dir());

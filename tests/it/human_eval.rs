@@ -7,7 +7,7 @@ use crate::common::{BIN, Session};
 use brainscope::eval::human::{
     self, HumanError, SampleSource, Session as Rating, SessionOptions, Side, ValidationSamples,
 };
-use brainscope::experiments::state::{HumanLine, ReconKind};
+use brainscope::experiments::state::{EvalSplit, HumanLine, ReconKind};
 use brainscope::tui::app::App;
 use brainscope::tui::image::{ImageCache, ImageProtocol};
 use brainscope::tui::keys::{Action, View};
@@ -333,21 +333,86 @@ fn experiments_that_cannot_be_rated_are_left_out_or_refused() {
     let err = Rating::start(&exps(dir.path(), &["92"]), &opts(0, None, "a"), &ValidationSamples)
         .unwrap_err();
     assert!(matches!(err, HumanError::ZeroTrials));
-    // Both recon spellings are read (see human::recon_stems).
+    // Only the names in experiments::state::recon are read: the old `vae` spelling is not a
+    // low-level reconstruction.
     let set = ValidationSamples.samples("92", &exp.join("92"), ReconKind::Lowlevel, None).unwrap();
     assert!(set.samples.len() >= 2);
-    for f in
-        std::fs::read_dir(exp.join(format!("92/recon/epoch-{:03}", set.epoch))).unwrap().flatten()
-    {
-        let name = f.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name.strip_suffix("-lowlevel.png") {
-            std::fs::rename(f.path(), f.path().with_file_name(format!("{stem}-vae.png"))).unwrap();
+    for epoch in human::recon_epochs(&exp.join("92")) {
+        let folder = exp.join(format!("92/recon/epoch-{epoch:03}"));
+        for f in std::fs::read_dir(folder).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix("-lowlevel.png") {
+                std::fs::rename(f.path(), f.path().with_file_name(format!("{stem}-vae.png")))
+                    .unwrap();
+            }
         }
     }
-    let renamed =
-        ValidationSamples.samples("92", &exp.join("92"), ReconKind::Lowlevel, None).unwrap();
-    assert_eq!(renamed.samples.len(), set.samples.len());
-    assert!(renamed.samples[0].recon.to_string_lossy().ends_with("-vae.png"));
+    let err =
+        ValidationSamples.samples("92", &exp.join("92"), ReconKind::Lowlevel, None).unwrap_err();
+    assert!(matches!(err, HumanError::NoReconstructions { .. }), "{err}");
+}
+
+/// Write a `samples.json` with `split` (none: a pre-probe index) into every epoch folder of
+/// `id`, sample `i` = `rows[i]`.
+fn write_index(root: &Path, id: &str, split: Option<&str>, rows: [u64; 2]) {
+    let dir = root.join("experiments").join(id);
+    for epoch in human::recon_epochs(&dir) {
+        let mut index = serde_json::json!({"epoch": epoch, "samples": [
+            {"sample": 0, "row": rows[0], "image": format!("/data/train-{:04}.png", rows[0])},
+            {"sample": 1, "row": rows[1], "image": format!("/data/train-{:04}.png", rows[1])},
+        ]});
+        if let Some(split) = split {
+            index["split"] = split.into();
+        }
+        let path = dir.join(format!("recon/epoch-{epoch:03}/samples.json"));
+        std::fs::write(path, index.to_string()).unwrap();
+    }
+}
+
+#[test]
+fn the_probe_set_is_the_default_source_when_every_experiment_has_it() {
+    let dir = project(&["92", "94", "101"]);
+    let e = |ids: &[&str]| exps(dir.path(), ids);
+    let kind = ReconKind::Lowlevel;
+    // Probe runs: sample i is probe row i in both, whatever their seeds.
+    write_index(dir.path(), "92", Some("probe"), [4, 11]);
+    write_index(dir.path(), "94", Some("probe"), [4, 11]);
+    write_index(dir.path(), "101", None, [7, 3]); // a run from before the probe set
+    let is_probe = |ids: &[&str]| human::source_for(&e(ids)).label() == "probe set";
+    assert!(is_probe(&["92", "94"]), "both have probe recons: the probe set");
+    assert!(!is_probe(&["92", "94", "101"]), "101 predates it: every run's own samples");
+    assert_eq!(human::latest_split(&dir.path().join("experiments/101")), Some(EvalSplit::Val));
+    assert_eq!(human::latest_split(&dir.path().join("experiments/92")), Some(EvalSplit::Probe));
+
+    let probe = human::ProbeSamples;
+    let a = probe.samples("92", &dir.path().join("experiments/92"), kind, None).unwrap();
+    let b = probe.samples("94", &dir.path().join("experiments/94"), kind, None).unwrap();
+    let keys = |s: &human::SampleSet| -> Vec<(usize, String)> {
+        s.samples.iter().map(|x| (x.index, x.key.clone())).collect()
+    };
+    assert_eq!(keys(&a), keys(&b), "aligned by sample index");
+    assert_eq!(keys(&a)[1], (1, "/data/train-0011.png".to_string()));
+    let err = probe.samples("101", &dir.path().join("experiments/101"), kind, None).unwrap_err();
+    assert!(
+        matches!(&err, HumanError::NotProbe { id, .. } if id == "101")
+            && err.to_string().contains("brainscope train 101 --restart"),
+        "{err}"
+    );
+
+    // A session over probe runs: each trial's target and distractor are two probe samples of
+    // the same experiment, and the recon is that experiment's reconstruction of the target.
+    let s = Rating::start(&e(&["92", "94"]), &opts(8, Some(3), "ana"), &probe).unwrap();
+    assert_eq!(s.total(), 8);
+    for t in &s.trials {
+        assert_ne!(t.sample, t.distractor);
+        let folder = dir.path().join("experiments").join(&t.id);
+        assert!(t.recon.starts_with(&folder) && t.left.starts_with(&folder), "{t:?}");
+        assert!(t.right.starts_with(&folder), "{t:?}");
+    }
+    // With 101 in the session, the probe source leaves it out and says why.
+    let s = Rating::start(&e(&["92", "101"]), &opts(4, Some(3), "ana"), &probe).unwrap();
+    assert_eq!(s.skipped.len(), 1);
+    assert!(matches!(&s.skipped[0].reason, HumanError::NotProbe { .. }));
 }
 
 fn rate(root: &Path, args: &[&str]) -> std::process::Output {

@@ -21,6 +21,7 @@ mod lowlevel_train;
 mod metrics_tail;
 mod optim_adamw;
 mod optim_onecycle;
+mod probe;
 mod runs_control;
 mod slurm;
 mod train_e2e;

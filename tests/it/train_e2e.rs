@@ -7,7 +7,7 @@
 //! [4, 8, 8] latents): these tests prove the run machinery, not reconstruction quality (the demo VAE's
 //! quality is tested with its own weights).
 
-use crate::common::{BIN, Project};
+use crate::common::{BIN, Project, n_train};
 use brainscope::experiments::metrics::read_metrics;
 use brainscope::experiments::state::{MetricRecord, RunState, Split, read_status};
 use brainscope::train::checkpoint::CheckpointStore;
@@ -15,9 +15,6 @@ use brainscope::train::trainer::CheckpointMeta;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Training rows of the tiny demo (70 % of `common::N_IMAGES`).
-const N_TRAIN: usize = 67;
 
 /// Test-only views of the shared [`Project`].
 trait ProjectExt {
@@ -117,7 +114,7 @@ fn foreground_run_learns_and_records_every_epoch() {
 #[test]
 fn detached_run_survives_kill_resumes_and_stops() {
     let p = Project::new(200, 4);
-    let steps_per_epoch = N_TRAIN.div_ceil(4);
+    let steps_per_epoch = n_train().div_ceil(4);
     let out = p.run(&["train", "7"]);
     assert!(out.status.success(), "launch: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("pid"));
