@@ -23,6 +23,8 @@ pub enum Bench {
     Console(crate::bench::console::Args),
     /// CLIP ViT-L/14 image embedding at real size (random weights), beside transformers.
     Clip(crate::bench::clip::Args),
+    /// BLIP-large caption of one image (random weights, greedy and beams), beside transformers.
+    Blip(crate::bench::blip::Args),
 }
 
 /// Run the chosen benchmark.
@@ -33,5 +35,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Bench::Train(a) => crate::bench::train::run(a),
         Bench::Console(a) => crate::bench::console::run(a),
         Bench::Clip(a) => crate::bench::clip::run(a),
+        Bench::Blip(a) => crate::bench::blip::run(a),
     }
 }

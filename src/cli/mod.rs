@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod bench;
+pub mod caption;
 pub mod console;
 pub mod data;
 pub mod decode;
@@ -52,6 +53,9 @@ pub enum Command {
     /// CLIP image and text embeddings (transformers' image_embeds / text_embeds).
     #[command(long_about = embed::LONG_ABOUT)]
     Embed(embed::Args),
+    /// BLIP captions of images (transformers' generate: greedy or beam search).
+    #[command(long_about = caption::LONG_ABOUT)]
+    Caption(caption::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Some(Command::Encode(a)) => encode::run(a),
         Some(Command::Decode(a)) => decode::run(a),
         Some(Command::Embed(a)) => embed::run(a),
+        Some(Command::Caption(a)) => caption::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::Eval(a)) => eval::run(a),

@@ -1,6 +1,8 @@
 //! The one integration-test binary (each binary links burn, so one binary builds and links
 //! once). One module per area; `common` is the shared end-to-end harness.
 
+mod blip_parity;
+mod caption_cli;
 mod clip_parity;
 mod common;
 mod data_bad_input;
