@@ -23,6 +23,8 @@ pub enum Bench {
     Console(crate::bench::console::Args),
     /// CLIP ViT-L/14 image embedding at real size (random weights), beside transformers.
     Clip(crate::bench::clip::Args),
+    /// One SD 1.5 UNet call at real size (random weights), beside diffusers.
+    Unet(crate::bench::unet::Args),
 }
 
 /// Run the chosen benchmark.
@@ -33,5 +35,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Bench::Train(a) => crate::bench::train::run(a),
         Bench::Console(a) => crate::bench::console::run(a),
         Bench::Clip(a) => crate::bench::clip::run(a),
+        Bench::Unet(a) => crate::bench::unet::run(a),
     }
 }
