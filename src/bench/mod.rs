@@ -6,4 +6,5 @@ pub mod clip;
 pub mod console;
 pub mod data;
 pub mod train;
+pub mod unet;
 pub mod vae;

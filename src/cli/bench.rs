@@ -25,6 +25,8 @@ pub enum Bench {
     Clip(crate::bench::clip::Args),
     /// BLIP-large caption of one image (random weights, greedy and beams), beside transformers.
     Blip(crate::bench::blip::Args),
+    /// One SD 1.5 UNet call at real size (random weights), beside diffusers.
+    Unet(crate::bench::unet::Args),
 }
 
 /// Run the chosen benchmark.
@@ -36,5 +38,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Bench::Console(a) => crate::bench::console::run(a),
         Bench::Clip(a) => crate::bench::clip::run(a),
         Bench::Blip(a) => crate::bench::blip::run(a),
+        Bench::Unet(a) => crate::bench::unet::run(a),
     }
 }

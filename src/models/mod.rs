@@ -2,7 +2,9 @@
 
 pub mod blip;
 pub mod clip;
+pub mod diffusers;
 pub mod fast_cpu;
 pub mod lowlevel;
+pub mod unet;
 pub mod vae;
 pub mod weights;

@@ -28,6 +28,7 @@ mod runs_control;
 mod slurm;
 mod train_e2e;
 mod tui_views;
+mod unet_parity;
 mod vae_demo;
 mod vae_parity;
 mod vote_cli;

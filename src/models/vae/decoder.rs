@@ -13,8 +13,10 @@ use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::blocks::{MidBlock, MidBlockConfig, UpDecoderBlock, UpDecoderBlockConfig};
-use super::resnet::{conv3x3, group_norm};
+use crate::models::diffusers::resnet::{conv3x3, group_norm};
+use crate::models::diffusers::vae_blocks::{
+    MidBlock, MidBlockConfig, UpDecoderBlock, UpDecoderBlockConfig,
+};
 
 /// Configuration of a [`Decoder`] (the fields of diffusers' `Decoder.__init__` that matter).
 #[derive(Config, Debug)]

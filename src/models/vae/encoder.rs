@@ -7,8 +7,10 @@ use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::blocks::{DownEncoderBlock, DownEncoderBlockConfig, MidBlock, MidBlockConfig};
-use super::resnet::{conv3x3, group_norm};
+use crate::models::diffusers::resnet::{conv3x3, group_norm};
+use crate::models::diffusers::vae_blocks::{
+    DownEncoderBlock, DownEncoderBlockConfig, MidBlock, MidBlockConfig,
+};
 
 /// Configuration of an [`Encoder`].
 #[derive(Config, Debug)]

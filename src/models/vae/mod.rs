@@ -1,19 +1,20 @@
 //! Stable Diffusion VAE (diffusers `AutoencoderKL`) in burn: [`Encoder`], [`Decoder`] (reusable
 //! standalone), the [`DiagonalGaussian`] posterior, and [`load_vae`] for diffusers hub folders.
 //!
+//! The resnet, attention and block modules are shared with the UNet in
+//! [`crate::models::diffusers`] (re-exported here under their old paths).
+//!
 //! Parameter paths equal diffusers' state-dict keys except `attentions.N.to_out.0` (here
 //! `to_out`), so [`DIFFUSERS_REMAP`] is the whole key mapping.
 
-pub mod attention;
 pub mod autoencoder;
-pub mod blocks;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod posterior;
-pub mod resnet;
 pub mod train;
 
+pub use crate::models::diffusers::{attention, resnet, vae_blocks as blocks};
 pub use autoencoder::AutoencoderKL;
 pub use config::AutoencoderKLConfig;
 pub use decoder::{Decoder, DecoderConfig};

@@ -1,13 +1,12 @@
-//! The VAE's building blocks above the resnet: `UNetMidBlock2D`, `DownEncoderBlock2D` with
-//! `Downsample2D`, `UpDecoderBlock2D` with `Upsample2D` (all as in diffusers, no time embedding).
+//! The VAE's blocks above the resnet: `UNetMidBlock2D`, `DownEncoderBlock2D` with
+//! `Downsample2D` (`padding=0`), `UpDecoderBlock2D` with `Upsample2D` (all as in diffusers, no
+//! time embedding).
 
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionConfig};
-use super::resnet::{ResnetBlock2d, ResnetBlock2dConfig, conv3x3};
-use crate::models::fast_cpu;
+use super::resnet::{ResnetBlock2d, ResnetBlock2dConfig};
+use super::sampling::{Downsample2d, Upsample2d};
 
 /// Configuration of a [`MidBlock`].
 #[derive(Config, Debug)]
@@ -47,55 +46,11 @@ impl MidBlockConfig {
 impl MidBlock {
     /// `[B, C, H, W] -> [B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.resnets[0].forward(x);
+        let mut x = self.resnets[0].forward(x, None);
         if let Some(attn) = self.attentions.first() {
             x = attn.forward(x);
         }
-        self.resnets[1].forward(x)
-    }
-}
-
-/// `Downsample2D` with `padding=0`: pad right/bottom by one, then a stride-2 3x3 conv. Key: `conv`.
-#[derive(Module, Debug)]
-pub struct Downsample2d {
-    /// The stride-2 convolution.
-    pub conv: Conv2d,
-}
-
-impl Downsample2d {
-    /// Build with random weights.
-    pub fn new(channels: usize, device: &Device) -> Self {
-        // diffusers pads (left 0, right 1, top 0, bottom 1); burn's explicit padding is
-        // (top, left, bottom, right).
-        let conv = Conv2dConfig::new([channels, channels], [3, 3])
-            .with_stride([2, 2])
-            .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
-            .init(device);
-        Self { conv }
-    }
-
-    /// `[B, C, H, W] -> [B, C, H/2, W/2]` (rounded as PyTorch does).
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(x)
-    }
-}
-
-/// `Upsample2D` with a conv: nearest-neighbour x2, then a 3x3 conv. Key: `conv`.
-#[derive(Module, Debug)]
-pub struct Upsample2d {
-    /// The 3x3 convolution after upsampling.
-    pub conv: Conv2d,
-}
-
-impl Upsample2d {
-    /// Build with random weights.
-    pub fn new(channels: usize, device: &Device) -> Self {
-        Self { conv: conv3x3(channels, channels, device) }
-    }
-
-    /// `[B, C, H, W] -> [B, C, 2H, 2W]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        fast_cpu::conv2d(&self.conv, fast_cpu::upsample_nearest2x(x))
+        self.resnets[1].forward(x, None)
     }
 }
 
@@ -133,7 +88,7 @@ impl DownEncoderBlockConfig {
             })
             .collect();
         let downsamplers = if self.add_downsample {
-            vec![Downsample2d::new(self.out_channels, device)]
+            vec![Downsample2d::new(self.out_channels, 0, device)]
         } else {
             Vec::new()
         };
@@ -145,7 +100,7 @@ impl DownEncoderBlock {
     /// `[B, in, H, W] -> [B, out, H', W']`.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
         for res in &self.resnets {
-            x = res.forward(x);
+            x = res.forward(x, None);
         }
         for down in &self.downsamplers {
             x = down.forward(x);
@@ -200,7 +155,7 @@ impl UpDecoderBlock {
     /// `[B, in, H, W] -> [B, out, H', W']`.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
         for res in &self.resnets {
-            x = res.forward(x);
+            x = res.forward(x, None);
         }
         for up in &self.upsamplers {
             x = up.forward(x);
