@@ -4,5 +4,6 @@
 pub mod clip;
 pub mod console;
 pub mod data;
+pub mod gemm;
 pub mod train;
 pub mod vae;

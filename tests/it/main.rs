@@ -12,6 +12,7 @@ mod demo_learnable;
 mod e2e_console;
 mod e2e_console_training;
 mod eval_metrics;
+mod fast_cpu_grad;
 mod hardening_runs;
 mod human_eval;
 mod latents_cache;
