@@ -4,8 +4,10 @@
 
 Run with THP_MEM_ALLOC_ENABLE=1 (transparent huge pages for PyTorch's CPU allocator), as the
 benchmark does. Prints one JSON object on stdout:
-  {"s_per_step", "optim_s", "fwd_bwd_s", "samples_per_s", "peak_rss_mb", "threads", "torch"}
-(medians over the timed steps; the first `--warmup` steps are not timed).
+  {"s_per_step", "optim_s", "fwd_bwd_s", "samples_per_s", "peak_rss_mb", "threads", "torch",
+   "gemm_gflops"}
+(medians over the timed steps; the first `--warmup` steps are not timed; gemm_gflops: best of 3
+f32 `--gemm`^3 matrix products after the steps, null with --gemm 0).
 """
 
 import argparse
@@ -61,6 +63,12 @@ def peak_rss_mb():
     return float("nan")
 
 
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--voxels", type=int, default=39548)
@@ -68,6 +76,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mlp-only", action="store_true", help="no upsampler (the MLP and projection only)")
+    ap.add_argument("--gemm", type=int, default=2048, help="size of the timed GEMM (0: none)")
     a = ap.parse_args()
 
     torch.manual_seed(0)
@@ -96,6 +105,12 @@ def main():
             opt_t.append(t2 - t1)
             fb_t.append(t1 - t0)
     s = statistics.median(step_t)
+    gemm_gflops = None
+    if a.gemm:
+        m1, m2 = torch.randn(a.gemm, a.gemm), torch.randn(a.gemm, a.gemm)
+        m1 @ m2
+        best = min(timed(lambda: m1 @ m2) for _ in range(3))
+        gemm_gflops = 2 * a.gemm**3 / best / 1e9
     print(
         json.dumps(
             dict(
@@ -107,6 +122,7 @@ def main():
                 threads=torch.get_num_threads(),
                 torch=torch.__version__,
                 n_params=sum(p.numel() for p in model.parameters()),
+                gemm_gflops=gemm_gflops,
             )
         )
     )

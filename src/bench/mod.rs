@@ -5,6 +5,7 @@ pub mod blip;
 pub mod clip;
 pub mod console;
 pub mod data;
+pub mod gemm;
 pub mod train;
 pub mod unet;
 pub mod vae;

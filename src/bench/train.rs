@@ -1,7 +1,9 @@
 //! `brainscope bench train`: training throughput of the low-level model at the paper's size
 //! (forward + L1 loss + backward + AdamW step on random data, CPU), beside the identical PyTorch
 //! model (`bench/train_reference.py`, fused AdamW, `THP_MEM_ALLOC_ENABLE=1`) run in the same
-//! sitting, as a ratio. Also the optimizer step alone in both, and peak RSS (VmHWM).
+//! sitting, as a ratio. Also the optimizer step alone in both, peak RSS (VmHWM) and each side's
+//! f32 GEMM rate (2048^3: the `gemm` crate here, PyTorch's BLAS there). `--json` prints one
+//! object `{"burn_s", "torch_s", "ratio", ...}` on stdout instead of the human lines.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,7 +45,14 @@ pub struct Args {
     /// The reference script.
     #[arg(long, default_value = "bench/train_reference.py")]
     pub reference: PathBuf,
+    /// Print one JSON object on stdout: `{"burn_s", "torch_s", "ratio"}` (medians in s/step,
+    /// ratio = torch_s / burn_s; null without the reference) and each side's figures.
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// Size of the GEMM whose rate is reported beside the step (`n x n x n`).
+const GEMM_N: usize = 2048;
 
 /// Medians of one side of the comparison.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -53,6 +62,9 @@ struct Figures {
     fwd_bwd_s: f64,
     samples_per_s: f64,
     peak_rss_mb: f64,
+    /// f32 GFLOP/s of a 2048^3 GEMM on the same threads.
+    #[serde(default)]
+    gemm_gflops: Option<f64>,
 }
 
 /// Run the benchmark.
@@ -66,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         "release"
     };
-    println!(
+    let header = format!(
         "bench train: V={} batch={} steps={} (+{} warm-up), {}, profile {profile}, {} threads",
         args.voxels,
         args.batch,
@@ -75,26 +87,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.mlp_only { "MLP + projection only" } else { "full model" },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    // Human lines go to stdout, or to stderr when stdout carries the JSON object.
+    let say = |line: &str| if args.json { eprintln!("{line}") } else { println!("{line}") };
+    say(&header);
     let burn = run_burn(&args);
-    print_figures("burn (flex)", &burn);
-    if args.no_reference {
-        return Ok(());
+    say(&figures_line("burn (flex)", &burn));
+    let torch = if args.no_reference { None } else { Some(run_reference(&args)?) };
+    if let Some(torch) = &torch {
+        say(&figures_line("PyTorch", torch));
+        say(&format!(
+            "ratio (PyTorch s/step / burn s/step): {:.2}   optimizer step ratio: {:.2}",
+            torch.s_per_step / burn.s_per_step,
+            torch.optim_s / burn.optim_s
+        ));
     }
-    let torch = run_reference(&args)?;
-    print_figures("PyTorch", &torch);
-    println!(
-        "ratio (PyTorch s/step / burn s/step): {:.2}   optimizer step ratio: {:.2}",
-        torch.s_per_step / burn.s_per_step,
-        torch.optim_s / burn.optim_s
-    );
+    if args.json {
+        let torch_s = torch.as_ref().map(|t| t.s_per_step);
+        let report = serde_json::json!({
+            "burn_s": burn.s_per_step,
+            "torch_s": torch_s,
+            "ratio": torch_s.map(|t| t / burn.s_per_step),
+            "mlp_only": args.mlp_only,
+            "burn": burn,
+            "torch": torch,
+        });
+        println!("{report}");
+    }
     Ok(())
 }
 
-fn print_figures(name: &str, f: &Figures) {
-    println!(
-        "{name:>12}: {:.3} s/step ({:.1} samples/s): forward+backward {:.3} s, optimizer {:.3} s; peak RSS {:.0} MB",
+fn figures_line(name: &str, f: &Figures) -> String {
+    let gemm = f.gemm_gflops.map_or(String::new(), |g| format!("; GEMM {GEMM_N}^3 {g:.1} GFLOP/s"));
+    format!(
+        "{name:>12}: {:.3} s/step ({:.1} samples/s): forward+backward {:.3} s, optimizer {:.3} s; peak RSS {:.0} MB{gemm}",
         f.s_per_step, f.samples_per_s, f.fwd_bwd_s, f.optim_s, f.peak_rss_mb
-    );
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -155,6 +182,7 @@ fn run_burn(args: &Args) -> Figures {
         fwd_bwd_s: median(fb_t),
         samples_per_s: args.batch as f64 / s,
         peak_rss_mb: peak_rss_mb(),
+        gemm_gflops: Some(super::gemm::gemm_gflops(GEMM_N, 3)),
     }
 }
 
@@ -167,6 +195,7 @@ fn run_reference(args: &Args) -> anyhow::Result<Figures> {
         .args(["--batch", &args.batch.to_string()])
         .args(["--steps", &args.steps.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
+        .args(["--gemm", &GEMM_N.to_string()])
         .env("THP_MEM_ALLOC_ENABLE", "1");
     if args.mlp_only {
         cmd.arg("--mlp-only");

@@ -1,6 +1,8 @@
 //! `brainscope bench vae`: decode of one `[1, 4, 64, 64]` latent and encode of one 512x512 image
 //! with the SD VAE at its real size (random weights), median seconds, beside diffusers on the same
-//! machine (`bench/vae_reference.py`) as a ratio.
+//! machine (`bench/vae_reference.py`) as a ratio. `--json` prints one object
+//! `{"decode": {"burn_s", "torch_s", "ratio"}, "encode": {...}}` (ratio = torch_s / burn_s,
+//! null where the reference could not run) instead of the report.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +29,9 @@ pub struct Args {
     /// `cli`: the CLI uses the benchmarks, not the other way round.)
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Print one JSON object `{"decode": {"burn_s", "torch_s", "ratio"}, "encode": {...}}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -88,6 +93,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    if args.json {
+        println!("{}", contract(&report, decode_s, encode_s));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
     Ok(())
+}
+
+/// The `--json` object: per figure `{"burn_s", "torch_s", "ratio": torch_s / burn_s}`.
+fn contract(report: &serde_json::Value, decode_s: f64, encode_s: f64) -> serde_json::Value {
+    let figure = |burn_s: f64, key: &str| {
+        let torch_s = report["diffusers"][key].as_f64();
+        serde_json::json!({
+            "burn_s": burn_s,
+            "torch_s": torch_s,
+            "ratio": torch_s.map(|t| t / burn_s),
+        })
+    };
+    let mut out = serde_json::json!({
+        "decode": figure(decode_s, "decode_s"),
+        "encode": figure(encode_s, "encode_s"),
+        "fast_cpu": crate::models::fast_cpu::enabled(),
+    });
+    if let Some(e) = report.get("diffusers_error") {
+        out["diffusers_error"] = e.clone();
+    }
+    out
 }

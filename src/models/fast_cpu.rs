@@ -1,27 +1,40 @@
-//! Inference fast paths on the flex CPU backend for the three operations that dominate the SD VAE
-//! and the low-level upsampler: stride-1 convolution, GroupNorm (optionally fused with SiLU) and
-//! nearest 2x upsampling.
+//! CPU (flex backend) fast paths for the three operations that dominate the SD VAE and the
+//! low-level upsampler: convolution (stride 1 and 2, any zero padding, bias), GroupNorm
+//! (optionally fused with SiLU) and nearest 2x upsampling, for inference *and* training.
 //!
-//! burn's flex convolution builds an im2col tile per 512 output pixels; here a stride-1 convolution
-//! is computed as `kh * kw` large GEMMs over *shifted views* of the zero-padded input (no im2col
-//! buffer at all), each accumulating into the same output, and GroupNorm + SiLU is one
-//! multi-threaded pass instead of eight single-threaded tensor ops.
+//! burn's flex convolution builds an im2col tile per 512 output pixels; here a stride-1
+//! convolution is computed as `kh * kw` large GEMMs over *shifted views* of the zero-padded input
+//! (no im2col buffer at all), each accumulating into the same output; a stride-2 convolution is
+//! the stride-1 one over the four 2x2 phases of its input (space-to-depth, kernel rearranged to
+//! match), and GroupNorm + SiLU is one multi-threaded pass instead of eight tensor ops.
 //!
-//! Every function falls back to plain burn ops when the fast path does not apply: a tensor that
-//! tracks gradients (training), another backend (wgpu, cuda), another dtype, or a convolution with
-//! stride, dilation or groups. Results agree with the burn ops to float rounding (tests below).
-//! Set `BRAINSCOPE_FAST_CPU=0` to switch the fast paths off (for benchmarks and bisecting).
+//! On an autodiff tensor (`device.autodiff()` on the CPU) each op is a custom burn-autodiff
+//! operation ([`autodiff`]) whose forward is the same kernel and whose backward computes the
+//! input, weight and bias gradients as the transposed shifted GEMMs ([`kernels`]); the
+//! space-to-depth rearrangement of strided convolutions is plain burn ops, differentiated by
+//! burn. Tests here and in `tests/it/fast_cpu_grad.rs` hold values and gradients to burn's
+//! generic ops.
+//!
+//! Every function falls back to plain burn ops when the fast path does not apply: another
+//! backend (wgpu, cuda), another dtype, a mix of autodiff and plain tensors, a gradient
+//! checkpointing strategy, or a convolution with dilation, groups, another stride or `Same`
+//! padding. Set `BRAINSCOPE_FAST_CPU=0` to switch the fast paths off (benchmarks, bisecting).
+
+mod autodiff;
+mod kernels;
 
 use std::sync::OnceLock;
 
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::activation::silu;
-use rayon::prelude::*;
+use burn::tensor::ops::PadMode;
+
+use autodiff::{AdTensor, contiguous, flex};
+use kernels::{ConvGeometry, NormGeometry};
 
 /// Whether the fast paths are on (`BRAINSCOPE_FAST_CPU=0` turns them off; read once).
 pub fn enabled() -> bool {
@@ -29,158 +42,129 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("BRAINSCOPE_FAST_CPU").map(|v| v != "0").unwrap_or(true))
 }
 
-/// The contiguous f32 flex primitive of `x`, or `None` when the fast path does not apply.
-fn flex_f32<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
-    if !enabled() || x.is_autodiff() {
+/// The f32 flex primitive of a tensor: plain (contiguous) or autodiff.
+enum Prim {
+    Plain(FlexTensor),
+    Ad(AdTensor),
+}
+
+/// The primitive of `x` when a fast path may take it, else `None`.
+fn prim<const D: usize>(x: &Tensor<D>) -> Option<Prim> {
+    if !enabled() {
         return None;
     }
-    let p = x.clone().try_into_primitive::<Flex>().ok()?;
-    if p.dtype() != burn::tensor::DType::F32 {
-        return None;
+    if x.is_autodiff() {
+        let p = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        (p.primitive().dtype() == burn::tensor::DType::F32).then_some(Prim::Ad(p))
+    } else {
+        let p = x.clone().try_into_primitive::<Flex>().ok()?;
+        (p.dtype() == burn::tensor::DType::F32).then(|| Prim::Plain(contiguous(&p)))
     }
-    Some(if p.as_slice::<f32>().is_some() { p } else { p.to_contiguous() })
+}
+
+fn slice(p: &FlexTensor) -> &[f32] {
+    p.as_slice::<f32>().expect("contiguous f32 primitive")
 }
 
 /// Wrap a freshly computed buffer as a tensor on the flex backend.
 fn from_vec<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
-    Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(data, shape)))
+    Tensor::from_primitive::<Flex>(flex(data, &shape))
 }
 
-/// `conv.forward(x)`, through shifted GEMMs when the convolution has stride 1, dilation 1, one
-/// group and symmetric padding. `[B, C_in, H, W] -> [B, C_out, H', W']`.
+fn from_ad<const D: usize>(p: AdTensor) -> Tensor<D> {
+    Tensor::from_primitive::<Autodiff<Flex>>(p)
+}
+
+/// `conv.forward(x)`, through shifted GEMMs when the convolution has stride 1 or 2, dilation 1,
+/// one group and explicit (or no) padding. `[B, C_in, H, W] -> [B, C_out, H', W']`.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let (top, left) = match conv.padding {
-        PaddingConfig2d::Valid => (0, 0),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            (top, left)
-        }
-        _ => return conv.forward(x), // `Same` or asymmetric padding
+    let pad = match conv.padding {
+        PaddingConfig2d::Valid => [0; 4],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+        _ => return conv.forward(x), // `Same`
     };
-    let plain = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
-    if !plain {
+    if !enabled() || conv.dilation != [1, 1] || conv.groups != 1 {
         return conv.forward(x);
     }
-    let [_, _, h, w] = x.dims();
-    let (Some(xp), Some(wp)) = (flex_f32(&x), flex_f32(&conv.weight.val())) else {
-        return conv.forward(x);
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let fast = match conv.stride {
+        [1, 1] => conv_stride1(x.clone(), conv.weight.val(), bias, pad),
+        [2, 2] => conv_stride2(x.clone(), conv.weight.val(), bias, pad),
+        _ => None,
     };
-    let bias = match &conv.bias {
-        Some(b) => match flex_f32(&b.val()) {
-            Some(p) => Some(p),
-            None => return conv.forward(x),
-        },
+    fast.unwrap_or_else(|| conv.forward(x))
+}
+
+/// A stride-1 convolution with `pad` = `[top, left, bottom, right]`, or `None` when the tensors
+/// cannot take the fast path. `[B, C_in, H, W] -> [B, C_out, H', W']`.
+fn conv_stride1(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    pad: [usize; 4],
+) -> Option<Tensor<4>> {
+    let [b, c_in, h, w] = x.dims();
+    let [c_out, _, kh, kw] = weight.dims();
+    let geometry = ConvGeometry { c_in, c_out, h, w, kh, kw, pad };
+    let (hp, wp) = geometry.padded();
+    if hp < kh || wp < kw || b * c_in * h * w == 0 {
+        return None;
+    }
+    let bias = match bias {
+        Some(t) => Some(prim(&t)?),
         None => None,
     };
-    let [b, c_in, _, _] = x.dims();
-    let [c_out, _, kh, kw] = conv.weight.dims();
-    let geometry = ConvGeometry { c_in, c_out, h, w, kh, kw, pad_h: top, pad_w: left };
-    let input = xp.as_slice::<f32>().expect("contiguous input");
-    let weight = wp.as_slice::<f32>().expect("contiguous weight");
-    let bias = bias.as_ref().map(|p| p.as_slice::<f32>().expect("contiguous bias"));
     let (ho, wo) = geometry.output_size();
-    let mut out = vec![0.0f32; b * c_out * ho * wo];
-    for (src, dst) in input.chunks_exact(c_in * h * w).zip(out.chunks_exact_mut(c_out * ho * wo)) {
-        shifted_gemm_conv(src, weight, bias, &geometry, dst);
-    }
-    from_vec(out, [b, c_out, ho, wo])
-}
-
-/// Sizes of one stride-1 convolution.
-#[derive(Debug, Clone, Copy)]
-struct ConvGeometry {
-    c_in: usize,
-    c_out: usize,
-    h: usize,
-    w: usize,
-    kh: usize,
-    kw: usize,
-    pad_h: usize,
-    pad_w: usize,
-}
-
-impl ConvGeometry {
-    fn padded(&self) -> (usize, usize) {
-        (self.h + 2 * self.pad_h, self.w + 2 * self.pad_w)
-    }
-
-    fn output_size(&self) -> (usize, usize) {
-        let (hp, wp) = self.padded();
-        (hp + 1 - self.kh, wp + 1 - self.kw)
+    match (prim(&x)?, prim(&weight)?, bias) {
+        (Prim::Plain(x), Prim::Plain(w), None) => {
+            let out = kernels::conv_forward(slice(&x), slice(&w), None, &geometry);
+            Some(from_vec(out, [b, c_out, ho, wo]))
+        }
+        (Prim::Plain(x), Prim::Plain(w), Some(Prim::Plain(bias))) => {
+            let out = kernels::conv_forward(slice(&x), slice(&w), Some(slice(&bias)), &geometry);
+            Some(from_vec(out, [b, c_out, ho, wo]))
+        }
+        (Prim::Ad(x), Prim::Ad(w), None) => Some(from_ad(autodiff::conv2d(x, w, None, geometry))),
+        (Prim::Ad(x), Prim::Ad(w), Some(Prim::Ad(bias))) => {
+            Some(from_ad(autodiff::conv2d(x, w, Some(bias), geometry)))
+        }
+        _ => None, // autodiff mixed with plain tensors
     }
 }
 
-/// One batch item: `input` `[C_in, H, W]`, `weight` `[C_out, C_in, kh, kw]` -> `out`
-/// `[C_out, H', W']`.
-///
-/// With the input zero-padded to `[C_in, Hp, Wp]` and the output computed over the padded width
-/// (`[C_out, H', Wp]`, the last `kw - 1` columns of each row are discarded), tap `(i, j)` of the
-/// kernel reads the padded input as a `[C_in, H' * Wp]` matrix starting at offset `i * Wp + j`,
-/// so the whole convolution is `kh * kw` GEMMs `W[:, :, i, j] @ shifted` summed into one output.
-fn shifted_gemm_conv(
-    input: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    g: &ConvGeometry,
-    out: &mut [f32],
-) {
-    let (hp, wp) = g.padded();
-    let (ho, wo) = g.output_size();
-    let plane = hp * wp;
-    // [C_in, Hp, Wp] plus slack: the last tap's view runs up to kw - 1 elements past the end.
-    let mut padded = vec![0.0f32; g.c_in * plane + g.kw];
-    padded[..g.c_in * plane].par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
-        let src = &input[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for (y, row) in src.chunks_exact(g.w).enumerate() {
-            let start = (y + g.pad_h) * wp + g.pad_w;
-            dst[start..start + g.w].copy_from_slice(row);
-        }
-    });
-    let n = ho * wp; // columns of the wide output
-    let mut wide = vec![0.0f32; g.c_out * n]; // [C_out, H', Wp]
-    let taps = g.kh * g.kw;
-    for i in 0..g.kh {
-        for j in 0..g.kw {
-            let tap = i * g.kw + j;
-            // SAFETY: dst is [c_out, n] row-major; lhs reads weight[co, ci, i, j] at
-            // co * c_in * taps + ci * taps + tap (< weight.len()); rhs reads
-            // padded[ci * plane + i * wp + j + col] for col < n, whose largest index is
-            // (c_in - 1) * plane + (kh - 1) * wp + (kw - 1) + ho * wp - 1
-            // = c_in * plane + kw - 2 < padded.len().
-            unsafe {
-                gemm::gemm(
-                    g.c_out,
-                    n,
-                    g.c_in,
-                    wide.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    tap > 0, // accumulate after the first tap
-                    weight.as_ptr().add(tap),
-                    taps as isize,
-                    (g.c_in * taps) as isize,
-                    padded.as_ptr().add(i * wp + j),
-                    1,
-                    plane as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
-        }
+/// A stride-2 convolution as the stride-1 one over the input's 2x2 phases: with the input
+/// zero-padded to even `[B, C, 2h, 2w]`, channel `4c + 2a + b` of the phases holds
+/// `x[c, 2y + a, 2x + b]`, and the kernel (zero-padded to even size) is split the same way, so
+/// `out[y, x] = Σ W[:, c, 2p + a, 2q + b] x[c, 2(y + p) + a, 2(x + q) + b]` is a stride-1,
+/// unpadded convolution with `ceil(k / 2)` taps per side. `[B, C_in, H, W] -> [B, C_out, H', W']`.
+fn conv_stride2(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    [top, left, bottom, right]: [usize; 4],
+) -> Option<Tensor<4>> {
+    let [b, c, h, w] = x.dims();
+    let [c_out, _, kh, kw] = weight.dims();
+    let (hp, wp) = (h + top + bottom, w + left + right);
+    if hp < kh || wp < kw {
+        return None;
     }
-    // Drop the wide columns and add the bias: [C_out, H', Wp] -> [C_out, H', W'].
-    out.par_chunks_mut(ho * wo).enumerate().for_each(|(co, dst)| {
-        let bias = bias.map_or(0.0, |b| b[co]);
-        let src = &wide[co * n..(co + 1) * n];
-        for (dst_row, src_row) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(wp)) {
-            for (d, s) in dst_row.iter_mut().zip(&src_row[..wo]) {
-                *d = s + bias;
-            }
-        }
-    });
+    let (ho, wo) = ((hp - kh) / 2 + 1, (wp - kw) / 2 + 1);
+    let (h2, w2) = (hp.div_ceil(2), wp.div_ceil(2));
+    let (k2h, k2w) = (kh.div_ceil(2), kw.div_ceil(2));
+    let phases = x
+        .pad((left, right + 2 * w2 - wp, top, bottom + 2 * h2 - hp), PadMode::Constant(0.0)) // [B, C, 2h2, 2w2]
+        .reshape([b, c, h2, 2, w2, 2])
+        .permute([0, 1, 3, 5, 2, 4]) // [B, C, 2, 2, h2, w2]
+        .reshape([b, 4 * c, h2, w2]);
+    let weight = weight
+        .pad((0, 2 * k2w - kw, 0, 2 * k2h - kh), PadMode::Constant(0.0)) // [C_out, C, 2k2h, 2k2w]
+        .reshape([c_out, c, k2h, 2, k2w, 2])
+        .permute([0, 1, 3, 5, 2, 4]) // [C_out, C, 2, 2, k2h, k2w]
+        .reshape([c_out, 4 * c, k2h, k2w]);
+    let out = conv_stride1(phases, weight, bias, [0; 4])?; // [B, C_out, h2 - k2h + 1, w2 - k2w + 1]
+    let [_, _, h1, w1] = out.dims();
+    Some(if (h1, w1) == (ho, wo) { out } else { out.slice([0..b, 0..c_out, 0..ho, 0..wo]) })
 }
 
 /// `norm.forward(x)`, followed by SiLU when `then_silu`, in one multi-threaded pass over each
@@ -190,79 +174,58 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> 
         let y = norm.forward(x);
         if then_silu { silu(y) } else { y }
     };
-    let Some(xp) = flex_f32(&x) else { return fallback(x) };
+    let shape = x.dims();
+    let [_, c, h, w] = shape;
+    let geometry = NormGeometry {
+        channels: c,
+        spatial: h * w,
+        groups: norm.num_groups,
+        epsilon: norm.epsilon,
+        silu: then_silu,
+    };
+    if norm.num_groups == 0 || c % norm.num_groups != 0 || h * w == 0 {
+        return fallback(x);
+    }
+    let Some(xp) = prim(&x) else { return fallback(x) };
     let affine = match (&norm.gamma, &norm.beta) {
-        (Some(g), Some(b)) => match (flex_f32(&g.val()), flex_f32(&b.val())) {
+        (Some(g), Some(b)) => match (prim(&g.val()), prim(&b.val())) {
             (Some(g), Some(b)) => Some((g, b)),
             _ => return fallback(x),
         },
-        _ => None,
+        (None, None) => None,
+        _ => return fallback(x),
     };
-    let [b, c, h, w] = x.dims();
-    let groups = norm.num_groups;
-    let per_group = (c / groups) * h * w;
-    let input = xp.as_slice::<f32>().expect("contiguous input");
-    let affine = affine
-        .as_ref()
-        .map(|(g, b)| (g.as_slice::<f32>().expect("gamma"), b.as_slice::<f32>().expect("beta")));
-    let eps = norm.epsilon;
-    let mut out = vec![0.0f32; b * c * h * w];
-    out.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
-        |(index, (dst, src))| {
-            let (mean, var) = mean_and_variance(src);
-            let inv_std = 1.0 / (var + eps).sqrt();
-            let first_channel = (index % groups) * (c / groups);
-            for (k, (d, s)) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(h * w)).enumerate()
-            {
-                let (gamma, beta) = affine
-                    .map_or((1.0, 0.0), |(g, b)| (g[first_channel + k], b[first_channel + k]));
-                // y = (x - mean) * inv_std * gamma + beta = x * scale + shift
-                let scale = (inv_std * gamma as f64) as f32;
-                let shift = (beta as f64 - mean * inv_std * gamma as f64) as f32;
-                for (d, s) in d.iter_mut().zip(s) {
-                    let y = s * scale + shift;
-                    *d = if then_silu { y / (1.0 + (-y).exp()) } else { y };
-                }
-            }
-        },
-    );
-    from_vec(out, [b, c, h, w])
-}
-
-/// Mean and (biased) variance of `values`, accumulated in f64 over f32 partial sums.
-fn mean_and_variance(values: &[f32]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let sum: f64 = values.chunks(1024).map(|c| c.iter().sum::<f32>() as f64).sum();
-    let mean = sum / n;
-    let m = mean as f32;
-    let squares: f64 =
-        values.chunks(1024).map(|c| c.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64).sum();
-    (mean, squares / n)
+    match (xp, affine) {
+        (Prim::Plain(x), None) => {
+            from_vec(kernels::group_norm_forward(slice(&x), None, &geometry), shape)
+        }
+        (Prim::Plain(x), Some((Prim::Plain(g), Prim::Plain(b)))) => {
+            let affine = Some((slice(&g), slice(&b)));
+            from_vec(kernels::group_norm_forward(slice(&x), affine, &geometry), shape)
+        }
+        (Prim::Ad(x), None) => from_ad(autodiff::group_norm(x, None, geometry, shape)),
+        (Prim::Ad(x), Some((Prim::Ad(g), Prim::Ad(b)))) => {
+            from_ad(autodiff::group_norm(x, Some((g, b)), geometry, shape))
+        }
+        _ => fallback(x), // autodiff mixed with plain tensors
+    }
 }
 
 /// Nearest-neighbour x2 upsampling (`F.interpolate(scale_factor=2.0, mode="nearest")`).
 /// `[B, C, H, W] -> [B, C, 2H, 2W]`.
 pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let Some(xp) = flex_f32(&x) else {
-        return x
+    let shape = x.dims();
+    let [b, c, h, w] = shape;
+    match prim(&x) {
+        Some(Prim::Plain(p)) => {
+            from_vec(kernels::upsample2x_forward(slice(&p), h, w), [b, c, 2 * h, 2 * w])
+        }
+        Some(Prim::Ad(p)) => from_ad(autodiff::upsample_nearest2x(p, shape)),
+        None => x
             .reshape([b, c, h, 1, w, 1]) // [B, C, H, 1, W, 1]
             .expand([b, c, h, 2, w, 2]) // [B, C, H, 2, W, 2]
-            .reshape([b, c, 2 * h, 2 * w]);
-    };
-    let input = xp.as_slice::<f32>().expect("contiguous input");
-    let mut out = vec![0.0f32; b * c * 4 * h * w];
-    out.par_chunks_mut(4 * h * w).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
-        for (pair, row) in dst.chunks_exact_mut(4 * w).zip(src.chunks_exact(w)) {
-            let (top, bottom) = pair.split_at_mut(2 * w);
-            for (d, s) in top.chunks_exact_mut(2).zip(row) {
-                d[0] = *s;
-                d[1] = *s;
-            }
-            bottom.copy_from_slice(top);
-        }
-    });
-    from_vec(out, [b, c, 2 * h, 2 * w])
+            .reshape([b, c, 2 * h, 2 * w]),
+    }
 }
 
 #[cfg(test)]
@@ -326,11 +289,26 @@ mod tests {
     }
 
     #[test]
-    fn strided_conv_falls_back_to_burn() {
+    fn strided_and_asymmetric_convs_match_burn_conv() {
         let d = device();
-        let conv = seeded_params(conv(3, 4, 3).with_stride([2, 2]).init(&d), &d);
-        let x = random([1, 3, 9, 9], &d);
-        assert_eq!(max_abs_diff(conv2d(&conv, x.clone()), conv.forward(x)), 0.0);
+        // (c_in, c_out, kernel, stride, [top, left, bottom, right], h, w, batch)
+        for (ci, co, k, s, pad, h, w, b) in [
+            (3, 4, 3, 2, [0, 0, 1, 1], 9, 9, 1), // diffusers Downsample2D, odd size
+            (5, 3, 3, 2, [0, 0, 1, 1], 8, 12, 2),
+            (2, 6, 3, 2, [1, 1, 1, 1], 7, 10, 2),
+            (4, 2, 4, 2, [0, 0, 0, 0], 9, 8, 1), // even kernel
+            (3, 5, 3, 1, [0, 1, 2, 0], 6, 7, 1),
+        ] {
+            let [t, l, bo, r] = pad;
+            let conv = conv(ci, co, k)
+                .with_stride([s, s])
+                .with_padding(PaddingConfig2d::Explicit(t, l, bo, r))
+                .init(&d);
+            let conv = seeded_params(conv, &d);
+            let x = random([b, ci, h, w], &d);
+            let err = max_abs_diff(conv2d(&conv, x.clone()), conv.forward(x));
+            assert!(err < 1e-4, "conv {ci}->{co} k{k} s{s} {pad:?} {h}x{w}: max abs err {err}");
+        }
     }
 
     #[test]
@@ -364,13 +342,17 @@ mod tests {
     }
 
     #[test]
-    fn autodiff_tensors_take_the_burn_path() {
+    fn autodiff_tensors_take_the_fast_path_and_track_gradients() {
         let d = device().autodiff();
         let conv = conv(2, 2, 3).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&d);
         let x = random([1, 2, 4, 4], &d).require_grad();
-        let y = conv2d(&conv, x.clone());
-        assert!(y.is_autodiff());
+        let y = upsample_nearest2x(conv2d(&conv, x.clone()));
+        assert!(y.is_autodiff() && y.is_tracked());
         let grads = y.sum().backward();
-        assert!(x.grad(&grads).is_some(), "gradient must flow through the fallback");
+        assert!(x.grad(&grads).is_some(), "gradient must flow to the input");
+        assert!(conv.weight.val().grad(&grads).is_some(), "and to the weight");
+        // Without require_grad anywhere the op is untracked but still autodiff.
+        let frozen = conv2d(&conv.clone().no_grad(), random([1, 2, 4, 4], &d));
+        assert!(frozen.is_autodiff() && !frozen.is_tracked());
     }
 }

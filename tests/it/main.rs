@@ -15,6 +15,7 @@ mod e2e_console;
 mod e2e_console_training;
 mod eval_cli;
 mod eval_metrics;
+mod fast_cpu_grad;
 mod hardening_runs;
 mod human_eval;
 mod latents_cache;
