@@ -67,6 +67,7 @@ pub enum Command {
     /// Train the small demo VAE on the demo images (weights/demo/vae).
     TrainVae(train_vae::Args),
     /// Train an experiment (detached by default).
+    #[command(long_about = train::LONG_ABOUT)]
     Train(train::Args),
     /// Stop a running experiment gracefully.
     Stop(stop::Args),
@@ -81,6 +82,7 @@ pub enum Command {
     /// Print an image to the terminal (outside the console).
     Show(show::Args),
     /// Blind 2AFC human evaluation of reconstructions (or its summary with --json).
+    #[command(long_about = rate::LONG_ABOUT)]
     Rate(rate::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
     Bench(bench::Args),

@@ -16,10 +16,8 @@ use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// Arguments of `brainscope rate`.
-#[derive(Debug, clap::Args)]
-#[command(
-    long_about = "Blind two-alternative forced choice (2AFC): each trial shows one reconstruction and two \
+/// The long `--help` text of `brainscope rate` (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str = "Blind two-alternative forced choice (2AFC): each trial shows one reconstruction and two \
 candidate images, the one the subject saw and a distractor (another image of the same \
 sample set), in random left/right order; the experiment is never shown and the trials of all \
 IDS are interleaved. Keys: 1/h/← left, 2/l/→ right, u undo, s skip, q end.\n\n\
@@ -29,8 +27,10 @@ experiments. When any of IDS was trained before the probe set existed (or with [
 0), every experiment's own validation samples are rated instead.\n\n\
 Every answer is appended to experiments/<id>/human-2afc.jsonl at once, so a killed session \
 loses nothing: the same command continues it without repeating answered trials. Images come \
-from the latest recon/epoch-NNN/ folder that training writes."
-)]
+from the latest recon/epoch-NNN/ folder that training writes.";
+
+/// Arguments of `brainscope rate`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Experiments to rate (folder names under --dir); their trials are interleaved.
     #[arg(required = true, value_name = "IDS")]

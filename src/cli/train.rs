@@ -10,9 +10,8 @@ use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// Arguments of `brainscope train`.
-#[derive(Debug, clap::Args)]
-#[command(long_about = "Train the low-level model of experiment ID: detached by default (log in \
+/// The long `--help` text of `brainscope train` (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str = "Train the low-level model of experiment ID: detached by default (log in \
 experiments/<id>/train.log, `brainscope stop ID` to stop), in this process with --foreground. \
 A stopped or killed run resumes from its last checkpoint; a changed plan is refused, naming \
 each changed key.\n\n\
@@ -23,7 +22,10 @@ experiment's train/val split; the per-epoch reconstructions show those rows (sam
 row XX in every experiment), which is what makes cross-experiment comparison and the vote \
 fair. The rows are listed in probe-<size>.json beside the latent cache. Existing runs keep \
 their split: a checkpoint from before the probe set resumes with its old validation samples \
-and says so; --restart moves it onto the probe set.")]
+and says so; --restart moves it onto the probe set.";
+
+/// Arguments of `brainscope train`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Experiment id (folder name under --dir).
     pub id: String,

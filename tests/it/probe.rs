@@ -130,3 +130,20 @@ fn a_probe_set_that_leaves_nothing_to_train_on_is_refused_naming_the_key() {
     );
     assert!(!p.dir().join("checkpoints").exists() && !p.dir().join("recon").exists());
 }
+
+#[test]
+fn train_and_rate_help_explain_the_probe_set() {
+    let help = |cmd: &str| {
+        let out =
+            std::process::Command::new(crate::common::BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let train = help("train");
+    assert!(train.contains("the paper voted on training images"), "{train}");
+    assert!(train.contains("[data] probe in experiment.toml, default 100, 0 = none"), "{train}");
+    assert!(train.contains("Existing runs keep their split"), "{train}");
+    let rate = help("rate");
+    assert!(rate.contains("Samples come from the dataset's probe set"), "{rate}");
+    assert!(rate.contains("human-2afc.jsonl"), "the rest of the long help: {rate}");
+}
