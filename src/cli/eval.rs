@@ -37,12 +37,17 @@ image (the real stimulus: the paper's Table III) and to the VAE-decoded target l
 seed code compared: the ceiling of the low-level model through this VAE).
 
 Writes: experiments/<id>/recon/final-<split>/ (samples.json, sample-XX-target.png,
-sample-XX-lowlevel.png; replaced as a whole) and experiments/<id>/eval/<split>.json, the record
-printed by --json. Progress goes to stderr, results to stdout.";
+sample-XX-lowlevel.png; replaced as a whole, keeping the high-level images of `brainscope recon`
+only when the checkpoint and rows are unchanged) and experiments/<id>/eval/<split>.json, the
+record printed by --json. Progress goes to stderr, results to stdout.";
+
+/// The `--help` text with the CLIP download sources filled in.
+pub fn long_about() -> String {
+    LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES)
+}
 
 /// Arguments of `brainscope eval`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES))]
 pub struct Args {
     /// Experiment id (folder name under --dir).
     pub id: String,
