@@ -20,8 +20,8 @@ Score an experiment's checkpoint (the last one, or --epoch E: the one that ended
 on the rows of a split: the low-level model predicts their latents, the experiment's VAE decodes
 them, and the reconstructions are compared with the stimuli.
 
-Needs: a trained experiment (a checkpoint in experiments/<id>/checkpoints/, from `brainscope
-train ID`), its dataset and VAE (experiment.toml [data]). Optional: a CLIP folder (transformers
+Needs: a trained experiment (a checkpoint in experiments/<id>/checkpoints/ made by
+`brainscope train ID`), its dataset and VAE (experiment.toml [data]). Optional: a CLIP folder (transformers
 CLIPModel or CLIPVisionModelWithProjection, vision tower only) for the CLIP numbers: --clip DIR,
 else weights/clip-vit-large-patch14 of the project when it exists (see weights/README.md; get it
 from CLIP_SOURCES). Without CLIP those numbers are absent (JSON null), never 0.
