@@ -20,8 +20,8 @@ Score an experiment's checkpoint (the last one, or --epoch E: the one that ended
 on the rows of a split: the low-level model predicts their latents, the experiment's VAE decodes
 them, and the reconstructions are compared with the stimuli.
 
-Needs: a trained experiment (a checkpoint in experiments/<id>/checkpoints/, from `brainscope
-train ID`), its dataset and VAE (experiment.toml [data]). Optional: a CLIP folder (transformers
+Needs: a trained experiment (a checkpoint in experiments/<id>/checkpoints/ made by
+`brainscope train ID`), its dataset and VAE (experiment.toml [data]). Optional: a CLIP folder (transformers
 CLIPModel or CLIPVisionModelWithProjection, vision tower only) for the CLIP numbers: --clip DIR,
 else weights/clip-vit-large-patch14 of the project when it exists (see weights/README.md; get it
 from CLIP_SOURCES). Without CLIP those numbers are absent (JSON null), never 0.
@@ -37,12 +37,17 @@ image (the real stimulus: the paper's Table III) and to the VAE-decoded target l
 seed code compared: the ceiling of the low-level model through this VAE).
 
 Writes: experiments/<id>/recon/final-<split>/ (samples.json, sample-XX-target.png,
-sample-XX-lowlevel.png; replaced as a whole) and experiments/<id>/eval/<split>.json, the record
-printed by --json. Progress goes to stderr, results to stdout.";
+sample-XX-lowlevel.png; replaced as a whole, keeping the high-level images of `brainscope recon`
+only when the checkpoint and rows are unchanged) and experiments/<id>/eval/<split>.json, the
+record printed by --json. Progress goes to stderr, results to stdout.";
+
+/// The `--help` text with the CLIP download sources filled in.
+pub fn long_about() -> String {
+    LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES)
+}
 
 /// Arguments of `brainscope eval`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES))]
 pub struct Args {
     /// Experiment id (folder name under --dir).
     pub id: String,

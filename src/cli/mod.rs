@@ -61,8 +61,10 @@ pub enum Command {
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
     Metrics(metrics::Args),
     /// Score an experiment's checkpoint: latent L1, PixCorr, SSIM, 2-way, CLIP similarity.
+    #[command(long_about = eval::long_about())]
     Eval(eval::Args),
     /// The winning experiment per sample, by CLIP (writes experiments/votes.json).
+    #[command(long_about = vote::long_about())]
     Vote(vote::Args),
     /// Train the small demo VAE on the demo images (weights/demo/vae).
     TrainVae(train_vae::Args),

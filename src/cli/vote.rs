@@ -34,9 +34,13 @@ project (see weights/README.md; get it from CLIP_SOURCES).
 Writes experiments/votes.json (shown by the console's gallery) and prints the wins per experiment
 (--json: the record).";
 
+/// The `--help` text with the CLIP download sources filled in.
+pub fn long_about() -> String {
+    LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES)
+}
+
 /// Arguments of `brainscope vote`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = LONG_ABOUT.replace("CLIP_SOURCES", CLIP_SOURCES))]
 pub struct Args {
     /// Experiment ids (two or more).
     #[arg(value_name = "IDS")]

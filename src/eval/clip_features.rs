@@ -56,7 +56,11 @@ impl ClipImages {
             let embeds = l2_normalize(self.clip.get_image_features(pixels)?); // [b, d]
             dim = embeds.dims()[1];
             rows.extend(
-                embeds.into_data().convert::<f32>().into_vec::<f32>().expect("f32 after convert"),
+                embeds
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 after convert"),
             );
             done(chunk.len());
         }

@@ -30,7 +30,7 @@ use crate::eval::progress::Progress;
 use crate::experiments::config::{CONFIG_FILE, ConfigError, ExperimentConfig};
 use crate::experiments::process::now_ms;
 use crate::experiments::state::{
-    EvalRecord, EvalSplit, RunPaths, files, recon, recon_file_name, write_atomic,
+    CAPTION_KIND, EvalRecord, EvalSplit, RunPaths, files, recon, recon_file_name, write_atomic,
 };
 use crate::imageio::{self, ImageIoError};
 use crate::latents::{LatentCache, LatentError, LatentJob, LatentMode, default_cache_path};
@@ -471,7 +471,7 @@ fn score(
         let b = chunk.len() / width;
         let x = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [b, width]), device); // [b, width]
         let y = model.forward(x); // [b, c, h, w]
-        pred.extend(y.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| {
+        pred.extend(y.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| {
             EvalError::Tensor { what: "predicted latents", message: format!("{e:?}") }
         })?);
         progress.inc(b);
@@ -581,6 +581,29 @@ fn flatten(images: &[metrics::Image01]) -> Array2<f32> {
     out
 }
 
+/// Keep the high-level images and captions (`brainscope recon`) of an older final folder made
+/// from the same checkpoint step and rows: its low-level images are the ones just rewritten, so
+/// the high-level ones made from them still belong to them. Otherwise they are dropped.
+fn carry_high_level(old: &Path, new: &Path, step: u64, rows: &[usize]) -> std::io::Result<()> {
+    let Ok(bytes) = std::fs::read(old.join(files::RECON_INDEX)) else { return Ok(()) };
+    let Ok(index) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Ok(()) };
+    let old_rows: Option<Vec<usize>> = index["samples"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|e| e["row"].as_u64().map(|r| r as usize)).collect());
+    if index["step"].as_u64() != Some(step) || old_rows.as_deref() != Some(rows) {
+        return Ok(());
+    }
+    for i in 0..rows.len() {
+        let caption = recon_file_name(i, CAPTION_KIND).replace(".png", ".txt");
+        for name in [recon_file_name(i, recon::HIGHLEVEL), caption] {
+            if old.join(&name).is_file() {
+                std::fs::copy(old.join(&name), new.join(&name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Stage `recon/final-<split>/` (targets, reconstructions, `samples.json`) and rename it into
 /// place, replacing an older one.
 fn write_recon_folder(
@@ -624,6 +647,8 @@ fn write_recon_folder(
         std::fs::write(&index_path, serde_json::to_vec_pretty(&index).expect("json"))
             .map_err(io("write", &index_path))?;
         if final_dir.exists() {
+            carry_high_level(&final_dir, &tmp, r.step, rows)
+                .map_err(io("copy from", &final_dir))?;
             std::fs::remove_dir_all(&final_dir).map_err(io("replace", &final_dir))?;
         }
         std::fs::rename(&tmp, &final_dir).map_err(io("write", &final_dir))

@@ -112,7 +112,7 @@ fn clip_embeds(paths: &[PathBuf]) -> Array2<f32> {
     let pixels = clip.image_processor().unwrap().load_batch(paths, &device).unwrap();
     let e = l2_normalize(clip.get_image_features(pixels).unwrap()); // [n, d]
     let [n, d] = e.dims();
-    Array2::from_shape_vec((n, d), e.into_data().convert::<f32>().into_vec::<f32>().unwrap())
+    Array2::from_shape_vec((n, d), e.into_data().convert::<f32>().try_into_vec::<f32>().unwrap())
         .unwrap()
 }
 
@@ -141,7 +141,7 @@ fn predictions_and_targets(p: &Project, rows: &[usize]) -> (Vec<f32>, Vec<f32>, 
     let (k, width) = x.dim();
     let x =
         Tensor::<2>::from_data(TensorData::new(x.into_raw_vec_and_offset().0, [k, width]), &device);
-    let pred = model.forward(x).into_data().convert::<f32>().into_vec::<f32>().unwrap();
+    let pred = model.forward(x).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
     let vae = p.root.join("vae");
     let cache =
         LatentCache::open(&default_cache_path(subject.dir(), &vae, LatentMode::Mode)).unwrap();
@@ -237,6 +237,13 @@ fn eval_numbers_match_an_independent_computation_from_the_written_files() {
         metrics::two_way_identification(e_real.view(), e_recon.view()).unwrap().score;
     close(record.two_way_clip.unwrap(), two_way_clip, 1e-9, "2-way on CLIP");
 
+    // Re-evaluating the same checkpoint and rows keeps `recon`'s high-level images; other rows
+    // drop them (they were made from other low-level images).
+    let high = file(0, "highlevel");
+    std::fs::copy(file(0, "lowlevel"), &high).unwrap();
+    ok(&p.run(&["eval", "7", "--split", "val"]), "eval again");
+    assert!(high.is_file(), "same checkpoint and rows: the high-level image is kept");
+
     // Without CLIP (no weights/clip-vit-large-patch14 in the project): absent, not zero.
     let out = p.run(&["eval", "7", "--split", "val", "--limit", "3", "--json", "--resize", "none"]);
     let stdout = ok(&out, "eval without CLIP");
@@ -247,6 +254,7 @@ fn eval_numbers_match_an_independent_computation_from_the_written_files() {
     }
     assert_eq!(v["samples"], 3);
     assert_eq!(index_rows(&p.dir(), EvalSplit::Val), rows[..3]);
+    assert!(!high.exists(), "other rows: the stale high-level image is dropped");
 
     // The readable table says which CLIP number is which.
     let table = ok(&p.run(&["eval", "7", "--split", "val", "--limit", "4"]), "eval table");

@@ -9,7 +9,6 @@ use brainscope::backend::default_device;
 use brainscope::eval::metrics::cosine_similarity_rows;
 use brainscope::experiments::state::{VoteRecord, VoteRule, read_votes};
 use brainscope::models::clip::{ClipParts, l2_normalize, load_clip};
-use burn::prelude::*;
 use image::{Rgb, RgbImage};
 use ndarray::{Array1, Array2};
 use std::path::{Path, PathBuf};
@@ -96,7 +95,7 @@ fn embeds(paths: &[PathBuf]) -> Array2<f32> {
     let pixels = clip.image_processor().unwrap().load_batch(paths, &device).unwrap();
     let e = l2_normalize(clip.get_image_features(pixels).unwrap()); // [n, d]
     let [n, d] = e.dims();
-    Array2::from_shape_vec((n, d), e.into_data().convert::<f32>().into_vec::<f32>().unwrap())
+    Array2::from_shape_vec((n, d), e.into_data().convert::<f32>().try_into_vec::<f32>().unwrap())
         .unwrap()
 }
 
