@@ -107,7 +107,8 @@ fn options_of(case: &Value) -> (GenerateOptions, Option<String>) {
     o.max_length = match (get("max_length"), get("max_new_tokens")) {
         (_, Some(n)) => prompt_len + n.as_u64().unwrap() as usize,
         (Some(m), None) => m.as_u64().unwrap() as usize,
-        (None, None) => 20,
+        // transformers >= 4.39 without either: 20 new tokens, capped at the positions (40).
+        (None, None) => (prompt_len + 20).min(40),
     };
     (o, prefix)
 }
