@@ -56,12 +56,15 @@ fn vision_and_decoder_logits_match_transformers() {
     let blip = blip::load_blip(&dir, &device).expect("load fixture BLIP");
     let pixels = tensor::<4>(&dir.join("input_pixel_values.npy"), &device);
     let embeds = blip.image_embeds(pixels);
-    let d_vis =
-        max_abs_diff(embeds.clone(), tensor(&dir.join("expected_vision_last_hidden_state.npy"), &device));
+    let d_vis = max_abs_diff(
+        embeds.clone(),
+        tensor(&dir.join("expected_vision_last_hidden_state.npy"), &device),
+    );
 
     let ids: ArrayD<i64> = ndarray_npy::read_npy(dir.join("input_ids.npy")).unwrap();
     let shape: [usize; 2] = ids.shape().try_into().unwrap();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().copied().collect(), shape), &device);
+    let ids =
+        Tensor::<2, Int>::from_data(TensorData::new(ids.iter().copied().collect(), shape), &device);
     let logits = blip.model.text_decoder.forward(ids, embeds); // [b, s, vocab]
     let cols: ArrayD<i64> = ndarray_npy::read_npy(dir.join("logit_columns.npy")).unwrap();
     let cols = Tensor::<1, Int>::from_data(
