@@ -81,7 +81,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             anyhow::ensure!(out[0].len() == length, "generated {} tokens", out[0].len());
             Ok(())
         };
-        eprintln!("burn: BLIP-large caption, {name} ({beams} beam(s)), {} runs...", args.repeats + 1);
+        eprintln!(
+            "burn: BLIP-large caption, {name} ({beams} beam(s)), {} runs...",
+            args.repeats + 1
+        );
         caption()?;
         let mut times = Vec::new();
         for _ in 0..args.repeats.max(1) {

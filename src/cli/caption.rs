@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::models::blip::{self, GenerateOptions, Preprocess, preprocess};
 
-pub const ABOUT: &str = "BLIP captions of images (transformers' BlipForConditionalGeneration.generate)";
+pub const ABOUT: &str =
+    "BLIP captions of images (transformers' BlipForConditionalGeneration.generate)";
 
 pub const LONG_ABOUT: &str = "\
 BLIP captions of images, as transformers' BlipForConditionalGeneration.generate makes them:

@@ -118,7 +118,9 @@ impl BlipConfig {
             ("text_config", t.hidden_size, t.num_attention_heads),
         ] {
             if heads == 0 || !width.is_multiple_of(heads) {
-                return Err(format!("{name}.hidden_size {width} is not divisible by {heads} heads"));
+                return Err(format!(
+                    "{name}.hidden_size {width} is not divisible by {heads} heads"
+                ));
             }
         }
         for (name, act) in [("vision_config", &v.hidden_act), ("text_config", &t.hidden_act)] {
@@ -138,9 +140,14 @@ impl BlipConfig {
                 t.encoder_hidden_size, v.hidden_size
             ));
         }
-        for (name, id) in [("bos", t.bos_token_id), ("sep", t.sep_token_id), ("pad", t.pad_token_id)] {
+        for (name, id) in
+            [("bos", t.bos_token_id), ("sep", t.sep_token_id), ("pad", t.pad_token_id)]
+        {
             if id as usize >= t.vocab_size {
-                return Err(format!("text_config.{name}_token_id {id} >= vocab_size {}", t.vocab_size));
+                return Err(format!(
+                    "text_config.{name}_token_id {id} >= vocab_size {}",
+                    t.vocab_size
+                ));
             }
         }
         Ok(())
@@ -153,8 +160,10 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let c: BlipConfig = serde_json::from_str(r#"{"text_config": {"encoder_hidden_size": 1024},
-            "vision_config": {"hidden_size": 1024, "num_attention_heads": 16}}"#)
+        let c: BlipConfig = serde_json::from_str(
+            r#"{"text_config": {"encoder_hidden_size": 1024},
+            "vision_config": {"hidden_size": 1024, "num_attention_heads": 16}}"#,
+        )
         .unwrap();
         assert_eq!(c.vision_config.num_positions(), 577);
         assert_eq!(c.text_config.bos_token_id, 30522);

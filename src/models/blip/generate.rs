@@ -172,7 +172,10 @@ pub fn check_options(
         return Err(GenerateError::ZeroBeams);
     }
     if prompt_len >= opts.max_length {
-        return Err(GenerateError::PromptTooLong { prompt: prompt_len, max_length: opts.max_length });
+        return Err(GenerateError::PromptTooLong {
+            prompt: prompt_len,
+            max_length: opts.max_length,
+        });
     }
     if opts.max_length > positions {
         return Err(GenerateError::TooLong { max_length: opts.max_length, positions });
@@ -320,7 +323,8 @@ fn beam_search(
             let next = top_k(&masked, nb);
             // Finished hypotheses: merge the new ones among the top `num_beams` candidates.
             let denom = ((cur_len + 1 - prompt_len) as f64).powf(lp) as f32;
-            let full = st.is_finished.iter().all(|&f| f) && opts.early_stopping == EarlyStopping::Stop;
+            let full =
+                st.is_finished.iter().all(|&f| f) && opts.early_stopping == EarlyStopping::Stop;
             let mut merged_scores = st.finished_scores.clone();
             let mut merged_done = st.is_finished.clone();
             for (c, (&s, &h)) in cand_scores.iter().zip(&hits).enumerate() {

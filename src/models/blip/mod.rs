@@ -205,9 +205,13 @@ impl Blip {
         let positions = self.config.text_config.max_position_embeddings;
         generate::check_options(opts, prompt.len(), positions)?;
         let embeds = self.image_embeds(pixel_values);
-        let ids = generate::generate(&self.model.text_decoder, embeds, &prompt, opts, self.special_ids())?;
-        ids.into_iter()
-            .map(|ids| Ok(Caption { text: self.tokenizer.decode(&ids)?, ids }))
-            .collect()
+        let ids = generate::generate(
+            &self.model.text_decoder,
+            embeds,
+            &prompt,
+            opts,
+            self.special_ids(),
+        )?;
+        ids.into_iter().map(|ids| Ok(Caption { text: self.tokenizer.decode(&ids)?, ids })).collect()
     }
 }

@@ -33,9 +33,12 @@ pub fn processor(
 ) -> Result<ClipImageProcessor, PreprocessError> {
     let square = ResizeTo::Exact { height: image_size, width: image_size };
     match mode {
-        Preprocess::Seed => {
-            Ok(ClipImageProcessor { resize: Some(square), crop: None, rescale: None, normalize: None })
-        }
+        Preprocess::Seed => Ok(ClipImageProcessor {
+            resize: Some(square),
+            crop: None,
+            rescale: None,
+            normalize: None,
+        }),
         Preprocess::Hf => {
             let path = dir.join("preprocessor_config.json");
             if !path.is_file() {

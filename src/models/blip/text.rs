@@ -212,7 +212,10 @@ impl BlipTextConfig {
                 attention: attention(h),
                 crossattention: attention(self.encoder_hidden_size),
                 intermediate: BlipTextIntermediate { dense: lin(h, self.intermediate_size), act },
-                output: BlipTextOutput { dense: lin(self.intermediate_size, h), layer_norm: norm() },
+                output: BlipTextOutput {
+                    dense: lin(self.intermediate_size, h),
+                    layer_norm: norm(),
+                },
             })
             .collect();
         BlipTextLmHeadModel {
@@ -284,8 +287,11 @@ impl BlipTextLmHeadModel {
                 let mask: Vec<bool> =
                     (0..s).flat_map(|j| (0..past + s).map(move |c| c > past + j)).collect();
                 let heads = a.num_heads;
-                let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [1, 1, s, past + s]), &device)
-                    .expand([rows, heads, s, past + s]);
+                let mask = Tensor::<4, Bool>::from_data(
+                    TensorData::new(mask, [1, 1, s, past + s]),
+                    &device,
+                )
+                .expand([rows, heads, s, past + s]);
                 scaled_dot_product(q, k, v, Some(mask), false)
             };
             let h = layer.attention.output.forward(merge_heads(ctx), x); // [rows, s, hidden]
@@ -310,7 +316,8 @@ impl BlipTextLmHeadModel {
         let [rows, s, width] = h.dims();
         let w = self.bert.embeddings.word_embeddings.weight.val(); // [vocab, hidden]
         let vocab = w.dims()[0];
-        let out = h.reshape([rows * s, width]).matmul(w.transpose()) + p.bias.val().unsqueeze_dim(0);
+        let out =
+            h.reshape([rows * s, width]).matmul(w.transpose()) + p.bias.val().unsqueeze_dim(0);
         out.reshape([rows, s, vocab])
     }
 

@@ -78,7 +78,10 @@ impl BlipAttention {
         let [b, s, hidden] = x.dims();
         let qkv = self.qkv.forward(x); // [b, seq, 3 * hidden]
         let part = |i: usize| {
-            split_heads(qkv.clone().slice([0..b, 0..s, i * hidden..(i + 1) * hidden]), self.num_heads)
+            split_heads(
+                qkv.clone().slice([0..b, 0..s, i * hidden..(i + 1) * hidden]),
+                self.num_heads,
+            )
         };
         let out = scaled_dot_product(part(0), part(1), part(2), None, false); // [b, heads, seq, dim]
         self.projection.forward(merge_heads(out))
