@@ -113,13 +113,13 @@ fn missing_and_mismatched_weights_are_reported() {
     let err = unet::load_unet(tmp.path(), &device).unwrap_err();
     assert!(matches!(err, WeightsError::MissingFile { .. }), "{err}");
 
-    // Linear projections declared over 1x1-conv weights: every proj_in/proj_out is missing.
+    // Linear projections declared over 1x1-conv weights: proj_in/proj_out have the wrong shape.
     let tmp = copy_fixture("tiny_sd1");
     edit_config(tmp.path(), |v| v["use_linear_projection"] = true.into());
     match unet::load_unet(tmp.path(), &device).unwrap_err() {
-        WeightsError::Mismatch { missing, unused, .. } => {
-            assert!(missing.iter().any(|k| k.contains("proj_in.Linear")), "{missing:?}");
-            assert!(unused.iter().any(|k| k.contains("proj_in")), "{unused:?}");
+        WeightsError::Mismatch { mismatched, .. } => {
+            assert!(mismatched.iter().any(|k| k.contains("proj_in")), "{mismatched:?}");
+            assert!(mismatched.iter().any(|k| k.contains("proj_out")), "{mismatched:?}");
         }
         other => panic!("expected Mismatch, got {other}"),
     }
