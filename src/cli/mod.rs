@@ -12,6 +12,7 @@ pub mod demo;
 pub mod device_arg;
 pub mod embed;
 pub mod encode;
+pub mod img2img;
 pub mod latents;
 pub mod metrics;
 pub mod new;
@@ -50,6 +51,9 @@ pub enum Command {
     /// CLIP image and text embeddings (transformers' image_embeds / text_embeds).
     #[command(long_about = embed::LONG_ABOUT)]
     Embed(embed::Args),
+    /// Stable Diffusion 1.x img2img from a hub pipeline folder (no safety checker).
+    #[command(long_about = img2img::LONG_ABOUT)]
+    Img2img(img2img::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Some(Command::Encode(a)) => encode::run(a),
         Some(Command::Decode(a)) => decode::run(a),
         Some(Command::Embed(a)) => embed::run(a),
+        Some(Command::Img2img(a)) => img2img::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),

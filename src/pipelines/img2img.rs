@@ -110,6 +110,9 @@ pub fn read_noise(
             factor,
         });
     }
+    if header.fortran_order {
+        return Err(file_err(crate::data::DataError::FortranOrder { path: path.into() }));
+    }
     let rows = npy::NpyMatrix::open_rows(path, what).map_err(file_err)?;
     let mut values = vec![0f32; rows.cols()];
     rows.read_row_into(0, &mut values).map_err(file_err)?;
