@@ -127,10 +127,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} UNet steps  {elapsed} (eta {eta})")
             .expect("valid template"),
     );
-    let out = img2img::img2img(&pipeline, unet.as_ref(), image, &options, &randomness, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?; // [1, 3, H, W] in [0, 1]
+    let out = img2img::img2img(
+        &pipeline,
+        unet.as_ref(),
+        image,
+        &options,
+        &randomness,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?; // [1, 3, H, W] in [0, 1]
     bar.finish_and_clear();
     let tmp = args.output.with_extension("png.tmp");
     crate::imageio::save_png(out.mul_scalar(2.0).sub_scalar(1.0), &tmp)?;

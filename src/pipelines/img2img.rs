@@ -68,7 +68,11 @@ pub struct Randomness {
 /// Read an image for the pipeline as diffusers' `VaeImageProcessor.preprocess`: RGB, width and
 /// height floored to a multiple of the VAE factor, Lanczos resized when that changed the size,
 /// mapped to [-1, 1]: `[1, 3, H, W]`. Errors for an image smaller than one latent pixel.
-pub fn preprocess_image(path: &Path, factor: u32, device: &Device) -> Result<Tensor<4>, PipelineError> {
+pub fn preprocess_image(
+    path: &Path,
+    factor: u32,
+    device: &Device,
+) -> Result<Tensor<4>, PipelineError> {
     let img = image::open(path)
         .map_err(|source| crate::imageio::ImageIoError::Read { path: path.into(), source })?
         .to_rgb8();
@@ -188,7 +192,11 @@ pub fn img2img(
 
     let total = timesteps.len();
     for (i, &t) in timesteps.iter().enumerate() {
-        let input = if cfg { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() }; // [b, C, h, w]
+        let input = if cfg {
+            Tensor::cat(vec![latents.clone(), latents.clone()], 0)
+        } else {
+            latents.clone()
+        }; // [b, C, h, w]
         let pred = unet.predict(input, t as f32, context.clone()); // [b, C, h, w]
         let pred = if cfg {
             let [b, c, lh, lw] = pred.dims();

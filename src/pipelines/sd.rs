@@ -76,7 +76,9 @@ pub enum PipelineError {
         min: u32,
     },
     /// An injected noise file has the wrong shape.
-    #[error("{path}: {what} has shape {found:?}; expected {expected:?} (float32 npy, [1, latent channels, height / {factor}, width / {factor}])")]
+    #[error(
+        "{path}: {what} has shape {found:?}; expected {expected:?} (float32 npy, [1, latent channels, height / {factor}, width / {factor}])"
+    )]
     NoiseShape {
         /// The npy file.
         path: PathBuf,
@@ -164,7 +166,11 @@ impl SdPipeline {
     /// diffusers `encode_prompt` without attention mask: `last_hidden_state` of the prompts,
     /// each tokenised to the tokenizer's length and padded with its pad token (eos in SD 1.x):
     /// `[n, 77, hidden]`.
-    pub fn encode_prompts(&self, prompts: &[String], device: &Device) -> Result<Tensor<3>, PipelineError> {
+    pub fn encode_prompts(
+        &self,
+        prompts: &[String],
+        device: &Device,
+    ) -> Result<Tensor<3>, PipelineError> {
         let (ids, _mask, _) = self
             .tokenizer
             .encode_batch(prompts, device)

@@ -96,7 +96,9 @@ impl SchedulerConfig {
             "leading" => Ok(Spacing::Leading),
             "trailing" => Ok(Spacing::Trailing),
             "linspace" => Ok(Spacing::Linspace),
-            other => Err(unsupported(origin, "timestep_spacing", other, "leading, trailing or linspace")),
+            other => {
+                Err(unsupported(origin, "timestep_spacing", other, "leading, trailing or linspace"))
+            }
         }
     }
 
@@ -113,7 +115,11 @@ impl SchedulerConfig {
                 origin,
                 "prediction_type",
                 other,
-                if allow_sample { "epsilon, v_prediction or sample" } else { "epsilon or v_prediction" },
+                if allow_sample {
+                    "epsilon, v_prediction or sample"
+                } else {
+                    "epsilon or v_prediction"
+                },
             )),
         }
     }
@@ -126,7 +132,9 @@ pub(crate) fn unsupported(
     expected: &'static str,
 ) -> SchedulerError {
     SchedulerError::Unsupported {
-        origin: origin.as_ref().map_or_else(|| "scheduler config".into(), |p| p.display().to_string()),
+        origin: origin
+            .as_ref()
+            .map_or_else(|| "scheduler config".into(), |p| p.display().to_string()),
         field,
         value: value.into(),
         expected,

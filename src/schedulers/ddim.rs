@@ -29,10 +29,16 @@ impl DdimScheduler {
         origin: Option<std::path::PathBuf>,
     ) -> Result<Self, SchedulerError> {
         if config.thresholding.unwrap_or(false) {
-            return Err(unsupported(&origin, "thresholding", "true", "false (dynamic thresholding is not ported)"));
+            return Err(unsupported(
+                &origin,
+                "thresholding",
+                "true",
+                "false (dynamic thresholding is not ported)",
+            ));
         }
         let rescale = config.rescale_betas_zero_snr.unwrap_or(false);
-        let schedule = Schedule::new(config, config.set_alpha_to_one.unwrap_or(true), rescale, &origin)?;
+        let schedule =
+            Schedule::new(config, config.set_alpha_to_one.unwrap_or(true), rescale, &origin)?;
         let range = config.clip_sample_range.unwrap_or(1.0) as f32;
         Ok(Self {
             schedule,
@@ -81,7 +87,8 @@ impl DdimScheduler {
                 model_output,
             ),
             Prediction::Sample => {
-                let eps = (sample - model_output.clone().mul_scalar(a_t.sqrt())).div_scalar(b_t.sqrt());
+                let eps =
+                    (sample - model_output.clone().mul_scalar(a_t.sqrt())).div_scalar(b_t.sqrt());
                 (model_output, eps)
             }
             Prediction::VPrediction => (

@@ -59,7 +59,9 @@ pub enum SchedulerError {
         reason: String,
     },
     /// Inference steps outside 1..=num_train_timesteps.
-    #[error("steps must be between 1 and {train} (the scheduler's num_train_timesteps), got {steps}")]
+    #[error(
+        "steps must be between 1 and {train} (the scheduler's num_train_timesteps), got {steps}"
+    )]
     Steps {
         /// Requested steps.
         steps: usize,
@@ -115,7 +117,9 @@ impl Schedule {
         rescale_zero_snr: bool,
         origin: &Option<PathBuf>,
     ) -> Result<Self, SchedulerError> {
-        let name = || origin.as_ref().map_or_else(|| "scheduler config".into(), |p| p.display().to_string());
+        let name = || {
+            origin.as_ref().map_or_else(|| "scheduler config".into(), |p| p.display().to_string())
+        };
         let train = config.num_train_timesteps.unwrap_or(1000);
         let (start, end) = (config.beta_start.unwrap_or(0.0001), config.beta_end.unwrap_or(0.02));
         let mut betas = if let Some(b) = &config.trained_betas {

@@ -35,7 +35,8 @@ impl PndmScheduler {
         config: &SchedulerConfig,
         origin: Option<std::path::PathBuf>,
     ) -> Result<Self, SchedulerError> {
-        let schedule = Schedule::new(config, config.set_alpha_to_one.unwrap_or(false), false, &origin)?;
+        let schedule =
+            Schedule::new(config, config.set_alpha_to_one.unwrap_or(false), false, &origin)?;
         Ok(Self {
             schedule,
             skip_prk_steps: config.skip_prk_steps.unwrap_or(false),
@@ -77,8 +78,7 @@ impl PndmScheduler {
             }
             // repeat(t[-4:], 2) + tile([0, T // steps // 2], 4), then [:-1].repeat(2)[1:-1][::-1]
             let half = (train / steps / 2) as i64;
-            let prk: Vec<i64> =
-                t[n - 4..].iter().flat_map(|&x| [x, x + half]).collect::<Vec<_>>();
+            let prk: Vec<i64> = t[n - 4..].iter().flat_map(|&x| [x, x + half]).collect::<Vec<_>>();
             let rep: Vec<i64> = prk[..prk.len() - 1].iter().flat_map(|&x| [x, x]).collect();
             let mut prk = rep[1..rep.len() - 1].to_vec();
             prk.reverse();

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use brainscope::pipelines::img2img::preprocess_image;
-use brainscope::pipelines::{Img2ImgOptions, LatentMode, NoisePredictor, Randomness, SdPipeline, img2img};
+use brainscope::pipelines::{
+    Img2ImgOptions, LatentMode, NoisePredictor, Randomness, SdPipeline, img2img,
+};
 use brainscope::schedulers::SchedulerKind;
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -102,7 +104,8 @@ impl NoisePredictor for Replay {
 
 fn case_json(case: &str) -> Value {
     let cases: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(sd_dir().join("cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sd_dir().join("cases.json")).unwrap())
+            .unwrap();
     cases.into_iter().find(|c| c["name"] == case).unwrap_or_else(|| panic!("no case {case}"))
 }
 
@@ -114,8 +117,9 @@ pub fn run_fixture_case(case: &str, predictor: &dyn NoisePredictor) -> f32 {
     let spec = case_json(case);
     let sd = SdPipeline::load(&sd_dir().join("pipeline"), &device).expect("load fixture pipeline");
     let recording = Recording::load(case);
-    let image = preprocess_image(&sd_dir().join("input.png"), sd.vae_scale_factor() as u32, &device)
-        .unwrap();
+    let image =
+        preprocess_image(&sd_dir().join("input.png"), sd.vae_scale_factor() as u32, &device)
+            .unwrap();
     let options = Img2ImgOptions {
         prompt: spec["prompt"].as_str().unwrap().into(),
         negative_prompt: spec["negative_prompt"].as_str().unwrap().into(),
@@ -156,7 +160,9 @@ fn replay_case(case: &str) {
     let d = run_fixture_case(case, &replay);
     let calls = *replay.calls.borrow();
     let (dl, dc) = (*replay.worst_latents.borrow(), *replay.worst_context.borrow());
-    eprintln!("img2img {case}: {calls} UNet calls, latents {dl:.2e}, context {dc:.2e}, output {d:.2e}");
+    eprintln!(
+        "img2img {case}: {calls} UNet calls, latents {dl:.2e}, context {dc:.2e}, output {d:.2e}"
+    );
     assert_eq!(calls, replay.recording.timesteps().len(), "{case}: UNet calls");
     assert!(dc <= INPUT_TOL, "{case}: text context differs by {dc}");
     assert!(dl <= INPUT_TOL, "{case}: UNet input latents differ by {dl}");
@@ -293,7 +299,11 @@ fn cli_rejects_wrong_noise_shape_and_small_image() {
 
 #[test]
 fn help_says_there_is_no_safety_checker() {
-    let output = Command::cargo_bin("brainscope").unwrap().args(["img2img", "--help"]).output().unwrap();
+    let output =
+        Command::cargo_bin("brainscope").unwrap().args(["img2img", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    assert_mentions(&help, &["No safety checker", "--latent-mode", "--posterior-noise", "38 UNet calls"]);
+    assert_mentions(
+        &help,
+        &["No safety checker", "--latent-mode", "--posterior-noise", "38 UNet calls"],
+    );
 }

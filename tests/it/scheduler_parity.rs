@@ -19,7 +19,8 @@ fn cases() -> Vec<Value> {
 }
 
 fn tensor(v: &Value, shape: [usize; 4], device: &Device) -> Tensor<4> {
-    let values: Vec<f32> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let values: Vec<f32> =
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -91,13 +92,18 @@ fn paper_setting_is_38_calls_from_741() {
 #[test]
 fn unsupported_config_values_are_named() {
     let bad: SchedulerConfig =
-        serde_json::from_str(r#"{"beta_schedule": "sigmoid", "num_train_timesteps": 1000}"#).unwrap();
+        serde_json::from_str(r#"{"beta_schedule": "sigmoid", "num_train_timesteps": 1000}"#)
+            .unwrap();
     let err = Scheduler::from_config(SchedulerKind::Pndm, &bad, None).unwrap_err().to_string();
-    assert!(err.contains("beta_schedule") && err.contains("sigmoid") && err.contains("scaled_linear"), "{err}");
+    assert!(
+        err.contains("beta_schedule") && err.contains("sigmoid") && err.contains("scaled_linear"),
+        "{err}"
+    );
     let bad: SchedulerConfig = serde_json::from_str(r#"{"timestep_spacing": "karras"}"#).unwrap();
     let err = Scheduler::from_config(SchedulerKind::Ddim, &bad, None).unwrap_err().to_string();
     assert!(err.contains("timestep_spacing") && err.contains("trailing"), "{err}");
-    let mut s = Scheduler::from_config(SchedulerKind::Pndm, &SchedulerConfig::default(), None).unwrap();
+    let mut s =
+        Scheduler::from_config(SchedulerKind::Pndm, &SchedulerConfig::default(), None).unwrap();
     assert!(s.set_timesteps(0).is_err());
     assert!(s.set_timesteps(1001).is_err());
 }
