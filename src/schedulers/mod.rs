@@ -187,8 +187,8 @@ pub enum SchedulerKind {
 /// A PNDM or DDIM scheduler behind one interface.
 #[derive(Debug, Clone)]
 pub enum Scheduler {
-    /// PNDM.
-    Pndm(PndmScheduler),
+    /// PNDM (boxed: its multistep state is the larger).
+    Pndm(Box<PndmScheduler>),
     /// DDIM.
     Ddim(DdimScheduler),
 }
@@ -201,7 +201,9 @@ impl Scheduler {
         origin: Option<PathBuf>,
     ) -> Result<Self, SchedulerError> {
         Ok(match kind {
-            SchedulerKind::Pndm => Self::Pndm(PndmScheduler::from_config(config, origin)?),
+            SchedulerKind::Pndm => {
+                Self::Pndm(Box::new(PndmScheduler::from_config(config, origin)?))
+            }
             SchedulerKind::Ddim => Self::Ddim(DdimScheduler::from_config(config, origin)?),
         })
     }
