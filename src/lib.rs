@@ -14,5 +14,7 @@ pub mod experiments;
 pub mod imageio;
 pub mod latents;
 pub mod models;
+pub mod pipelines;
+pub mod schedulers;
 pub mod train;
 pub mod tui;

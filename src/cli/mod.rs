@@ -14,6 +14,7 @@ pub mod device_arg;
 pub mod embed;
 pub mod encode;
 pub mod eval;
+pub mod img2img;
 pub mod latents;
 pub mod metrics;
 pub mod new;
@@ -56,6 +57,9 @@ pub enum Command {
     /// BLIP captions of images (transformers' generate: greedy or beam search).
     #[command(long_about = caption::LONG_ABOUT)]
     Caption(caption::Args),
+    /// Stable Diffusion 1.x img2img from a hub pipeline folder (no safety checker).
+    #[command(long_about = img2img::LONG_ABOUT)]
+    Img2img(img2img::Args),
     /// Encode every image of a dataset into the latent cache.
     Latents(latents::Args),
     /// PixCorr and SSIM of a folder of reconstructions against a folder of targets.
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         Some(Command::Decode(a)) => decode::run(a),
         Some(Command::Embed(a)) => embed::run(a),
         Some(Command::Caption(a)) => caption::run(a),
+        Some(Command::Img2img(a)) => img2img::run(a),
         Some(Command::Latents(a)) => latents::run(a),
         Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::Eval(a)) => eval::run(a),
