@@ -306,7 +306,7 @@ pub const GROUPS: &[Group] = &[
             },
             Binding {
                 keys: &[(C(K::Char('e')), A::Eval), (C(K::Char('n')), A::Clone)],
-                help: "eval in background / clone",
+                help: "run eval / clone",
             },
             Binding { keys: &[(C(K::Char('v')), A::Columns)], help: "training / eval columns" },
         ],

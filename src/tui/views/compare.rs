@@ -100,7 +100,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         let name = std::path::Path::new(&key).file_name().map(|n| n.to_string_lossy());
         let name = name.unwrap_or_else(|| key.as_str().into());
         let set = if aligned.probe { "probe set" } else { "image" };
-        format!("{set}: {name} · under each: this image's PixCorr/SSIM, then the eval's")
+        format!("{set}: {name} · r PixCorr, s SSIM: this image, then its eval")
     };
     f.render_widget(Paragraph::new(note_text).style(t.dim()), note);
     let target = hits.iter().flatten().find_map(|h| h.target.clone());

@@ -116,7 +116,7 @@ pub fn eval_lines(app: &App, e: &Experiment) -> Vec<Line<'static>> {
     let mut first = if head.is_empty() { vec![Span::raw("     ")] } else { head };
     first.push(Span::styled(
         format!(
-            " {} · epoch {} · {} samples · latent L1 {} · {clip}",
+            " {} · ep {} · {} samples · latent L1 {} · {clip}",
             r.split.name(),
             r.epoch + 1,
             r.samples,

@@ -98,7 +98,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         t.accent(),
     )];
     if legacy {
-        title.push(Span::styled(" · by sample number (runs predate samples.json)", t.dim()));
+        title.push(Span::styled(" · by sample number", t.dim()));
     }
     title.push(Span::styled(vote_note, t.warn()));
     title.push(Span::raw(" "));
