@@ -1,5 +1,6 @@
 //! `brainscope status [--dir experiments] [--json]`: every experiment with its state, epoch,
-//! last train loss and best validation L1.
+//! last train loss, best validation L1 and, once `brainscope eval` ran, its PixCorr / SSIM
+//! (the probe set's record, else the validation split's; the JSON carries the whole record).
 
 use crate::experiments::registry::{ExperimentSummary, scan};
 use std::path::PathBuf;
@@ -30,8 +31,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8}  MESSAGE",
-        "ID", "STATE", "ROI", "SEED", "BATCH", "EPOCH", "LOSS", "BEST VAL L1 (EP)", "ETA"
+        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  MESSAGE",
+        "ID",
+        "STATE",
+        "ROI",
+        "SEED",
+        "BATCH",
+        "EPOCH",
+        "LOSS",
+        "BEST VAL L1 (EP)",
+        "ETA",
+        "PIXCORR/SSIM (SPLIT)"
     );
     for e in &scan.experiments {
         println!("{}", row(e));
@@ -48,8 +58,17 @@ fn row(e: &ExperimentSummary) -> String {
         _ => "-".into(),
     };
     let eta = e.eta_secs.map_or("-".into(), format_duration);
+    let eval = match &e.eval {
+        Some(r) => format!("{:.3}/{:.3} ({})", r.pixcorr, r.ssim, r.split.name()),
+        None => "-".into(),
+    };
+    let message = match &e.eval_error {
+        Some(err) if e.message.is_empty() => err.clone(),
+        Some(err) => format!("{} · {err}", e.message),
+        None => e.message.clone(),
+    };
     format!(
-        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8}  {}",
+        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  {}",
         c.id,
         e.state.name(),
         c.data.roi_set,
@@ -59,7 +78,8 @@ fn row(e: &ExperimentSummary) -> String {
         loss,
         best,
         eta,
-        e.message
+        eval,
+        message
     )
 }
 

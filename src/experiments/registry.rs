@@ -9,7 +9,7 @@
 use super::config::{CONFIG_FILE, ConfigError, ExperimentConfig};
 use super::metrics::{MetricsSummary, MetricsTail, TailUpdate};
 use super::process;
-use super::state::{RunPaths, RunState, RunStatus, read_status};
+use super::state::{EvalRecord, EvalSplit, RunPaths, RunState, RunStatus, read_eval, read_status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,29 @@ pub struct RunSummary {
     /// The Slurm job of the latest submission (`None`: never submitted; runs locally).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::cluster::SlurmView>,
+    /// The latest `brainscope eval` record: `eval/probe.json`, else `eval/val.json` (`null`:
+    /// never evaluated). Its `split` says which.
+    pub eval: Option<EvalRecord>,
+    /// Why the eval record could not be read, if so (`null` when fine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_error: Option<String>,
+}
+
+/// The splits whose eval record the summary shows, preferred first: the probe set (the same
+/// rows for every experiment), else the experiment's own validation split.
+pub const EVAL_SPLITS: [EvalSplit; 2] = [EvalSplit::Probe, EvalSplit::Val];
+
+/// The eval record shown for an experiment: the first of [`EVAL_SPLITS`] that exists. An
+/// unreadable record is an error naming the file (a torn or foreign file), not a silent `-`.
+pub fn read_shown_eval(paths: &RunPaths) -> Result<Option<EvalRecord>, String> {
+    for split in EVAL_SPLITS {
+        match read_eval(paths, split) {
+            Ok(Some(r)) => return Ok(Some(r)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{}: {e}", paths.eval(split).display())),
+        }
+    }
+    Ok(None)
 }
 
 /// One experiment as `brainscope status` shows it.
@@ -195,6 +218,8 @@ pub struct RunReader {
     status_error: Option<String>,
     status_stamp: Option<Stamp>,
     metrics_error: Option<String>,
+    eval: Result<Option<EvalRecord>, String>,
+    eval_stamps: Option<[Option<Stamp>; 2]>,
 }
 
 /// What a [`RunReader`] opened at the end of its metrics still needs: the records of the first
@@ -276,6 +301,8 @@ impl RunReader {
             status_error: None,
             status_stamp: None,
             metrics_error: None,
+            eval: Ok(None),
+            eval_stamps: None,
         }
     }
 
@@ -321,9 +348,9 @@ impl RunReader {
         self.status_error.as_deref().or(self.metrics_error.as_deref())
     }
 
-    /// Re-read status.json when it changed and read what was appended to metrics.jsonl.
-    /// Returns the metrics update (the console feeds its history with it) and whether the
-    /// status changed.
+    /// Re-read status.json and the eval record when they changed and read what was appended to
+    /// metrics.jsonl. Returns the metrics update (the console feeds its history with it) and
+    /// whether the status or the eval record changed.
     pub fn poll(&mut self) -> (TailUpdate, bool) {
         let mut status_changed = false;
         let path = self.paths.status();
@@ -342,6 +369,13 @@ impl RunReader {
                     self.status_error = Some(e.to_string());
                 }
             }
+        }
+        let stamps = EVAL_SPLITS.map(|split| stamp(&self.paths.eval(split)));
+        if self.eval_stamps != Some(stamps) {
+            self.eval_stamps = Some(stamps);
+            let eval = read_shown_eval(&self.paths);
+            status_changed |= eval != self.eval;
+            self.eval = eval;
         }
         let update = match self.tail.poll() {
             Ok(update) => {
@@ -423,6 +457,8 @@ impl RunReader {
             best_epoch: metrics.best_val.map(|(e, _)| e),
             eta_secs,
             slurm: None,
+            eval: self.eval.clone().ok().flatten(),
+            eval_error: self.eval.clone().err(),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::experiments::control::{self, ControlError, StopOutcome};
 use crate::experiments::launch::{self, LaunchOptions, StartError};
 use crate::experiments::registry::{RegistryError, find};
 use crate::experiments::state::RunState;
+use crate::tui::eval_job::{EvalJobs, Finished};
 use crate::tui::image::ImageCache;
 use crate::tui::keys::{self, Action, Mode, View};
 use crate::tui::model::{Experiment, Project, id_order};
@@ -15,13 +16,15 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
-/// Table columns, in display order (keys 1-9 sort by them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Table columns, in display order (keys 1-9 sort by the Nth column shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
-    /// Model id.
+    /// Model id (a trailing `@` marks a Slurm run).
     Id,
     /// Display state.
     State,
+    /// Where the run lives: `local` or `slurm:JOBID`.
+    Where,
     /// ROI set.
     Roi,
     /// Seed.
@@ -36,15 +39,70 @@ pub enum Column {
     Best,
     /// Time left.
     Eta,
+    /// PixCorr of the eval record (probe set, else val).
+    PixCorr,
+    /// SSIM of the eval record.
+    Ssim,
+    /// 2-way identification on pixels of the eval record.
+    TwoWay,
+    /// CLIP cosine to the target image of the eval record (`-` without CLIP).
+    ClipSim,
     /// Blind 2-AFC accuracy of the low-level reconstructions, every rater (95% interval).
     Human,
 }
 
+/// Which columns the table keeps when the terminal cannot show them all (`v` switches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColumnSet {
+    /// Training progress first: ROI, seed, batch, epoch, loss, best, ETA, human 2AFC.
+    #[default]
+    Training,
+    /// Evaluation first: PixCorr, SSIM, 2-way, CLIP sim, human 2AFC, best, epoch.
+    Eval,
+}
+
+impl ColumnSet {
+    /// Columns in the order they are kept as the width shrinks (the first always).
+    pub fn priority(self) -> &'static [Column] {
+        use Column::*;
+        match self {
+            ColumnSet::Training => &[
+                Id, State, Epoch, Best, Loss, Eta, Roi, Seed, Batch, Human, Where, PixCorr, Ssim,
+                TwoWay, ClipSim,
+            ],
+            ColumnSet::Eval => &[
+                Id, State, PixCorr, Ssim, TwoWay, ClipSim, Human, Best, Epoch, Roi, Where, Loss,
+                Eta, Seed, Batch,
+            ],
+        }
+    }
+
+    /// The other set.
+    pub fn other(self) -> Self {
+        match self {
+            ColumnSet::Training => ColumnSet::Eval,
+            ColumnSet::Eval => ColumnSet::Training,
+        }
+    }
+
+    /// `training` / `evaluation`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnSet::Training => "training",
+            ColumnSet::Eval => "evaluation",
+        }
+    }
+}
+
+/// Cells between two columns.
+pub const COLUMN_SPACING: u16 = 1;
+
 impl Column {
     /// Every column in display order.
-    pub const ALL: [Column; 10] = [
+    pub const ALL: [Column; 15] = [
         Column::Id,
         Column::State,
+        Column::Where,
         Column::Roi,
         Column::Seed,
         Column::Batch,
@@ -52,6 +110,10 @@ impl Column {
         Column::Loss,
         Column::Best,
         Column::Eta,
+        Column::PixCorr,
+        Column::Ssim,
+        Column::TwoWay,
+        Column::ClipSim,
         Column::Human,
     ];
 
@@ -60,6 +122,7 @@ impl Column {
         match self {
             Column::Id => "ID",
             Column::State => "STATE",
+            Column::Where => "WHERE",
             Column::Roi => "ROI",
             Column::Seed => "SEED",
             Column::Batch => "BATCH",
@@ -67,8 +130,41 @@ impl Column {
             Column::Loss => "LOSS",
             Column::Best => "BEST L1 @EP",
             Column::Eta => "ETA",
+            Column::PixCorr => "PIXCORR",
+            Column::Ssim => "SSIM",
+            Column::TwoWay => "2-WAY",
+            Column::ClipSim => "CLIP",
             Column::Human => "HUMAN 2AFC",
         }
+    }
+
+    /// Width in cells.
+    pub fn width(self) -> u16 {
+        match self {
+            Column::Id => 5,
+            Column::State => 9,
+            Column::Where => 11,
+            Column::Roi | Column::Seed | Column::Batch => 5,
+            Column::Epoch | Column::PixCorr => 7,
+            Column::Loss | Column::Eta | Column::Ssim | Column::TwoWay | Column::ClipSim => 6,
+            Column::Best => 11,
+            Column::Human => 10,
+        }
+    }
+
+    /// The columns of `set` that fit in `width` cells, in display order: all of them when they
+    /// fit, else the set's most important ones.
+    pub fn fitting(set: ColumnSet, width: u16) -> Vec<Column> {
+        let mut used = 0u16;
+        let mut keep = Vec::new();
+        for &c in set.priority() {
+            let need = c.width() + if keep.is_empty() { 0 } else { COLUMN_SPACING };
+            if used + need <= width {
+                used += need;
+                keep.push(c);
+            }
+        }
+        Column::ALL.iter().copied().filter(|c| keep.contains(c)).collect()
     }
 }
 
@@ -98,6 +194,11 @@ pub enum ControlOk {
     },
     /// The trainer stopped.
     Stopped(StopOutcome),
+    /// Slurm accepted the job (`cluster::submit` with its defaults).
+    Submitted {
+        /// Slurm job id.
+        job_id: String,
+    },
 }
 
 /// Why a start or stop failed.
@@ -112,6 +213,12 @@ pub enum ControlFailure {
     /// Stopping was refused or failed.
     #[error(transparent)]
     Stop(#[from] ControlError),
+    /// Submitting to Slurm was refused or failed.
+    #[error(transparent)]
+    Submit(#[from] crate::cluster::SubmitError),
+    /// The experiments folder cannot be made absolute (what the compute node is given).
+    #[error("cannot resolve the experiments folder")]
+    Dir(#[source] std::io::Error),
 }
 
 /// Result of a start or stop, sent back to the event loop.
@@ -133,6 +240,9 @@ impl ControlDone {
             }
             Ok(ControlOk::Stopped(StopOutcome::Graceful(state))) => {
                 format!("experiment {id} stopped (state: {})", state.name())
+            }
+            Ok(ControlOk::Submitted { job_id }) => {
+                format!("experiment {id} submitted to Slurm as job {job_id} (queued)")
             }
             Ok(ControlOk::Stopped(StopOutcome::Killed)) => format!(
                 "experiment {id} did not exit on SIGTERM: killed; it resumes from its last checkpoint"
@@ -159,6 +269,33 @@ impl Launcher {
             let result = launch::start(&exe, &dir, &id, &LaunchOptions::default())
                 .map(|pid| ControlOk::Started { pid })
                 .map_err(ControlFailure::from);
+            let _ = tx.send(ControlDone { id, result });
+        });
+    }
+
+    /// Submit experiment `id` to Slurm on a worker thread (`cluster::submit` with the default
+    /// resources, this binary on the compute node), as `brainscope submit ID` does.
+    pub fn submit(&self, id: &str, tx: Sender<ControlDone>) {
+        use crate::cluster::{
+            self, SubmitRequest,
+            slurm::{JobOptions, Slurm},
+        };
+        let (exe, dir, id) = (self.exe.clone(), self.experiments_dir.clone(), id.to_string());
+        std::thread::spawn(move || {
+            let result = (|| {
+                let experiments_dir = std::path::absolute(&dir).map_err(ControlFailure::Dir)?;
+                let slurm = Slurm::detect().map_err(cluster::SubmitError::from)?;
+                let request = SubmitRequest {
+                    experiments_dir,
+                    ids: vec![id.clone()],
+                    exe,
+                    array: false,
+                    options: JobOptions::default(),
+                };
+                let done = cluster::submit(&slurm, &request)?;
+                let job_id = done.first().map(|s| s.job_id.clone()).unwrap_or_default();
+                Ok(ControlOk::Submitted { job_id })
+            })();
             let _ = tx.send(ControlDone { id, result });
         });
     }
@@ -251,6 +388,20 @@ pub struct App {
     pub rate_only: bool,
     /// Experiments of the compare view, in table order.
     pub compare: Vec<String>,
+    /// Which columns the table keeps when not all fit (`v`).
+    pub column_set: ColumnSet,
+    /// The table's columns as last drawn (the digit keys sort by them).
+    pub columns: Vec<Column>,
+    /// `brainscope eval` commands started with `e` (`None` without a launcher).
+    pub evals: Option<EvalJobs>,
+    /// The open clone form (`n`).
+    pub form: Option<crate::tui::form::CloneForm>,
+    /// Experiment id waiting for the "local or Slurm?" answer (`s` where `sbatch` exists).
+    pub ask_where: Option<String>,
+    /// Whether `sbatch` is on PATH (then `s` asks local or Slurm).
+    pub slurm_available: bool,
+    /// Per-sample PixCorr / SSIM of the shown images, computed off the draw path.
+    pub sample_metrics: crate::tui::sample_metrics::SampleMetrics,
     control_tx: Sender<ControlDone>,
     control_rx: Receiver<ControlDone>,
 }
@@ -264,6 +415,9 @@ impl App {
         launcher: Option<Launcher>,
     ) -> Self {
         let (control_tx, control_rx) = mpsc::channel();
+        let evals =
+            launcher.as_ref().map(|l| EvalJobs::new(l.exe.clone(), l.experiments_dir.clone()));
+        let slurm_available = launcher.is_some() && crate::cluster::slurm::Slurm::available();
         Self {
             project,
             view: View::Table,
@@ -290,6 +444,13 @@ impl App {
             rating: None,
             rate_only: false,
             compare: Vec::new(),
+            column_set: ColumnSet::Training,
+            columns: Column::fitting(ColumnSet::Training, 78),
+            evals,
+            form: None,
+            ask_where: None,
+            slurm_available,
+            sample_metrics: Default::default(),
             control_tx,
             control_rx,
         }
@@ -297,7 +458,11 @@ impl App {
 
     /// Input mode.
     pub fn mode(&self) -> Mode {
-        if self.confirm_stop.is_some() {
+        if self.form.is_some() {
+            Mode::Form
+        } else if self.ask_where.is_some() {
+            Mode::AskWhere
+        } else if self.confirm_stop.is_some() {
             Mode::Confirm
         } else if self.filtering {
             Mode::Filtering
@@ -399,7 +564,7 @@ impl App {
                 self.filter.clear();
             }
             Action::SortBy(i) => {
-                if let Some(&c) = Column::ALL.get(i) {
+                if let Some(&c) = self.columns.get(i) {
                     if self.sort == c {
                         self.sort_desc = !self.sort_desc;
                     } else {
@@ -409,9 +574,29 @@ impl App {
                 }
             }
             Action::SortNext => {
-                let i = Column::ALL.iter().position(|&c| c == self.sort).unwrap_or(0);
-                self.sort = Column::ALL[(i + 1) % Column::ALL.len()];
+                let cols = if self.columns.is_empty() { &Column::ALL[..] } else { &self.columns };
+                let i = cols.iter().position(|&c| c == self.sort).map_or(0, |i| i + 1);
+                self.sort = cols[i % cols.len()];
                 self.sort_desc = false;
+            }
+            Action::Columns => {
+                self.column_set = self.column_set.other();
+                self.message = Some(format!(
+                    "{} columns first (v switches; a wider terminal shows them all)",
+                    self.column_set.name()
+                ));
+            }
+            Action::Eval => self.eval_selected(),
+            Action::Clone => self.open_clone_form(),
+            Action::Form(input) => self.form_input(input),
+            Action::StartLocal | Action::StartSlurm => {
+                if let Some(id) = self.ask_where.take() {
+                    self.start(&id, action == Action::StartSlurm);
+                }
+            }
+            Action::StartCancel => {
+                self.ask_where = None;
+                self.message = Some("not started".into());
             }
             Action::Mark => {
                 if let Some(id) = self.selected_experiment().map(|e| e.id.clone())
@@ -477,18 +662,100 @@ impl App {
             self.message = Some(format!("{id} is already running"));
             return;
         }
+        if let Some(job) = &e.slurm_job
+            && e.state() == RunState::Queued
+        {
+            self.message = Some(format!(
+                "{id} is queued as Slurm job {}: x cancels it, or wait for it to start",
+                job.job_id
+            ));
+            return;
+        }
         if let Err(err) = &e.config {
             self.message = Some(format!("{id}: {err}"));
             return;
         }
+        if self.launcher.is_some() && self.slurm_available {
+            self.ask_where = Some(id);
+            return;
+        }
+        self.start(&id, false);
+    }
+
+    /// Start `id` locally (detached trainer) or on Slurm (`cluster::submit` with defaults).
+    fn start(&mut self, id: &str, slurm: bool) {
+        let Some(e) = self.project.get(id) else { return };
         let verb = if e.run.step == 0 && e.last_loss().is_none() { "starting" } else { "resuming" };
         match &self.launcher {
+            Some(l) if slurm => {
+                l.submit(id, self.control_tx.clone());
+                self.message = Some(format!("submitting {id} to Slurm…"));
+            }
             Some(l) => {
-                l.start(&id, self.control_tx.clone());
+                l.start(id, self.control_tx.clone());
                 self.message = Some(format!("{verb} {id}…"));
             }
             None => self.message = Some("starting and stopping are disabled here".into()),
         }
+    }
+
+    /// `n`: the clone form of the selected experiment.
+    fn open_clone_form(&mut self) {
+        let Some(e) = self.selected_experiment() else { return };
+        match &e.config {
+            Ok(c) => {
+                self.form = Some(crate::tui::form::CloneForm::new(&self.project.dir, &e.id, c));
+                self.message = None;
+            }
+            Err(err) => self.message = Some(format!("cannot clone {}: {err}", e.id)),
+        }
+    }
+
+    /// A key in the clone form: edit, move, save (through `experiments::create`) or cancel.
+    fn form_input(&mut self, input: crate::tui::keys::FormInput) {
+        use crate::tui::keys::FormInput as F;
+        let Some(form) = &mut self.form else { return };
+        match input {
+            F::Char(c) => form.push(c),
+            F::Backspace => form.backspace(),
+            F::Next => form.move_focus(true),
+            F::Prev => form.move_focus(false),
+            F::Cancel => {
+                self.form = None;
+                self.message = Some("clone cancelled: nothing written".into());
+            }
+            F::Save => {
+                let dir = self.project.dir.clone();
+                if let Ok(path) = form.save(&dir) {
+                    let id = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    let id = id.unwrap_or_default();
+                    let from = form.from.clone();
+                    self.form = None;
+                    self.project.refresh();
+                    self.filter.clear();
+                    if let Some(pos) =
+                        self.visible().iter().position(|&i| self.project.experiments[i].id == id)
+                    {
+                        self.selected = pos;
+                    }
+                    self.message =
+                        Some(format!("created experiment {id} from {from}: s trains it"));
+                }
+            }
+        }
+    }
+
+    /// `e`: `brainscope eval ID` for the selected experiment, in the background.
+    fn eval_selected(&mut self) {
+        let Some(id) = self.selected_experiment().map(|e| e.id.clone()) else { return };
+        let Some(jobs) = &mut self.evals else {
+            self.message = Some("running eval is disabled here".into());
+            return;
+        };
+        self.message = Some(match jobs.start(&id) {
+            Ok(()) => format!("evaluating {id} in the background (log: {id}/eval.log)…"),
+            Err(e) => e,
+        });
     }
 
     fn ask_stop_selected(&mut self) {
@@ -644,13 +911,27 @@ impl App {
             self.project.refresh();
             changed = true;
         }
+        changed |= self.sample_metrics.collect();
+        if let Some(jobs) = &mut self.evals
+            && jobs.any_running()
+        {
+            let (ended, moved) = jobs.poll();
+            changed |= moved || !ended.is_empty();
+            for (id, how) in ended {
+                self.project.refresh();
+                self.message = Some(match how {
+                    Finished::Ok => format!("eval of {id} done"),
+                    Finished::Failed(why) => format!("eval of {id} failed: {why}"),
+                });
+            }
+        }
         self.dirty |= changed;
         changed
     }
 
     /// Whether work for the screen is still going on in the background (images, metrics).
     pub fn busy(&self) -> bool {
-        self.images.busy() || self.project.loading() > 0
+        self.images.busy() || self.project.loading() > 0 || self.sample_metrics.busy()
     }
 
     /// Indices of the experiments whose training history the current view draws: in the
@@ -719,5 +1000,37 @@ fn compare(col: Column, a: &Experiment, b: &Experiment) -> std::cmp::Ordering {
         Column::Best => opt_f(a.best_val().map(|v| v.1), b.best_val().map(|v| v.1)),
         Column::Eta => opt_f(a.eta_secs().map(|s| s as f64), b.eta_secs().map(|s| s as f64)),
         Column::Human => opt_f(a.human.lowlevel.accuracy, b.human.lowlevel.accuracy),
+        Column::Where => a.location().cmp(&b.location()),
+        // Higher is better for every eval number: best first (ascending = best first, as for
+        // the losses), missing last.
+        Column::PixCorr => {
+            high_first(eval_num(a, |r| Some(r.pixcorr)), eval_num(b, |r| Some(r.pixcorr)))
+        }
+        Column::Ssim => high_first(eval_num(a, |r| Some(r.ssim)), eval_num(b, |r| Some(r.ssim))),
+        Column::TwoWay => high_first(
+            eval_num(a, |r| Some(r.two_way_pixels)),
+            eval_num(b, |r| Some(r.two_way_pixels)),
+        ),
+        Column::ClipSim => {
+            high_first(eval_num(a, |r| r.clip_sim_target), eval_num(b, |r| r.clip_sim_target))
+        }
+    }
+}
+
+fn eval_num(
+    e: &Experiment,
+    f: fn(&crate::experiments::state::EvalRecord) -> Option<f64>,
+) -> Option<f64> {
+    e.run.eval.as_ref().and_then(f)
+}
+
+/// Larger values first, missing values last.
+fn high_first(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
     }
 }

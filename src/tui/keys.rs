@@ -102,6 +102,37 @@ pub enum Action {
     RateEnd,
     /// Open the compare view over the marked experiments.
     Compare,
+    /// Run `brainscope eval` on the selected experiment in the background.
+    Eval,
+    /// Switch which columns the table keeps when not all fit (training / evaluation).
+    Columns,
+    /// Clone the selected experiment through an edit form.
+    Clone,
+    /// A key typed into the clone form.
+    Form(FormInput),
+    /// Answer "local" to "local or Slurm?".
+    StartLocal,
+    /// Answer "Slurm" to "local or Slurm?".
+    StartSlurm,
+    /// Start nothing.
+    StartCancel,
+}
+
+/// Keys of the clone form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormInput {
+    /// A character typed into the field.
+    Char(char),
+    /// Delete the last character.
+    Backspace,
+    /// Next field.
+    Next,
+    /// Previous field.
+    Prev,
+    /// Create the experiment.
+    Save,
+    /// Close the form writing nothing.
+    Cancel,
 }
 
 /// What mode the input is in, besides the view.
@@ -113,6 +144,10 @@ pub enum Mode {
     Filtering,
     /// A yes/no question is open.
     Confirm,
+    /// The clone form is open.
+    Form,
+    /// "local or Slurm?" is open.
+    AskWhere,
 }
 
 /// A key as the binding tables name it.
@@ -269,6 +304,11 @@ pub const GROUPS: &[Group] = &[
                 keys: &[(C(K::Char('a')), A::Rate), (C(K::Char('c')), A::Compare)],
                 help: "2-AFC rating / compare",
             },
+            Binding {
+                keys: &[(C(K::Char('e')), A::Eval), (C(K::Char('n')), A::Clone)],
+                help: "run eval / clone",
+            },
+            Binding { keys: &[(C(K::Char('v')), A::Columns)], help: "training / eval columns" },
         ],
     },
     Group {
@@ -287,11 +327,12 @@ pub const GROUPS: &[Group] = &[
             Binding {
                 keys: &[
                     (C(K::Char('L')), A::LogY),
-                    (C(K::Char('e')), A::XAxis),
+                    (C(K::Char('X')), A::XAxis),
                     (C(K::Char('v')), A::SecondChart),
                 ],
                 help: "log y / x / chart",
             },
+            Binding { keys: &[(C(K::Char('e')), A::Eval)], help: "eval in background" },
             Binding {
                 keys: &[
                     (C(K::Char('[')), A::EpochPrev),
@@ -448,6 +489,26 @@ pub fn map(view: View, mode: Mode, key: KeyEvent) -> Option<Action> {
                 KeyCode::Up => Some(Action::Up),
                 KeyCode::Down => Some(Action::Down),
                 KeyCode::Char(c) if !ctrl => Some(Action::FilterChar(c)),
+                _ => None,
+            };
+        }
+        Mode::Form => {
+            let input = match key.code {
+                KeyCode::Enter => FormInput::Save,
+                KeyCode::Esc => FormInput::Cancel,
+                KeyCode::Backspace => FormInput::Backspace,
+                KeyCode::Tab | KeyCode::Down => FormInput::Next,
+                KeyCode::BackTab | KeyCode::Up => FormInput::Prev,
+                KeyCode::Char(c) if !ctrl => FormInput::Char(c),
+                _ => return None,
+            };
+            return Some(Action::Form(input));
+        }
+        Mode::AskWhere => {
+            return match key.code {
+                KeyCode::Char('l') | KeyCode::Char('L') => Some(Action::StartLocal),
+                KeyCode::Char('s') | KeyCode::Char('S') => Some(Action::StartSlurm),
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('n') => Some(Action::StartCancel),
                 _ => None,
             };
         }

@@ -14,7 +14,10 @@
 use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
 use crate::experiments::metrics::{MetricsSummary, TailUpdate, read_prefix};
 use crate::experiments::registry::{PrefixRequest, RunReader, RunSummary, Stamp, stamp};
-use crate::experiments::state::{RunPaths, RunState, RunStatus, files};
+use crate::experiments::state::{
+    EvalSplit, RunPaths, RunState, RunStatus, SlurmJobRecord, VoteRecord, files, read_slurm_job,
+    read_votes,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -50,6 +53,8 @@ pub struct Experiment {
     pub recon_epochs: Vec<usize>,
     /// Blind 2-AFC results from `human-2afc.jsonl` (every rater).
     pub human: crate::eval::human::HumanResults,
+    /// The Slurm job of the latest submission (`slurm-job.json`), if any.
+    pub slurm_job: Option<SlurmJobRecord>,
     /// Bumped whenever anything above changes (chart caches key on it).
     pub generation: u64,
     /// Why the earlier metrics records could not be read, if so.
@@ -59,6 +64,7 @@ pub struct Experiment {
     config_stamp: Option<Stamp>,
     log_stamp: Option<Stamp>,
     human_stamp: Option<Stamp>,
+    slurm_stamp: Option<Stamp>,
 }
 
 impl Experiment {
@@ -93,6 +99,8 @@ impl Experiment {
             log_stamp: None,
             human: Default::default(),
             human_stamp: None,
+            slurm_job: None,
+            slurm_stamp: None,
             dir,
         }
     }
@@ -137,11 +145,52 @@ impl Experiment {
             changed |= human != self.human;
             self.human = human;
         }
+        let s = stamp(&self.dir.join(crate::experiments::state::SLURM_JOB_FILE));
+        if s != self.slurm_stamp {
+            self.slurm_stamp = s;
+            let job = read_slurm_job(&self.dir).ok().flatten();
+            changed |= job != self.slurm_job;
+            self.slurm_job = job;
+        }
         changed |= self.resummarize(probe);
         if changed {
             self.generation += 1;
         }
         changed
+    }
+
+    /// Where the run lives: `local`, or `slurm:JOBID` once submitted to Slurm.
+    pub fn location(&self) -> String {
+        match &self.slurm_job {
+            Some(j) => format!("slurm:{}", j.job_id),
+            None => "local".into(),
+        }
+    }
+
+    /// The reconstructions of one folder (`recon/final-<split>/` or `recon/epoch-NNN/`).
+    pub fn recon_set(&self, folder: ReconFolder) -> ReconSet {
+        let path = match folder {
+            ReconFolder::Final(split) => self.paths().recon_final(split),
+            ReconFolder::Epoch(e) => self.paths().recon_epoch(e),
+        };
+        ReconSet::read(folder, path)
+    }
+
+    /// What the gallery and the compare view show of this experiment: the final probe-set
+    /// reconstructions (`brainscope eval`) when they exist and no epoch is chosen, else the
+    /// chosen epoch where it exists, else the latest epoch.
+    pub fn shown_recon(&self, chosen: Option<usize>) -> Option<ReconSet> {
+        if chosen.is_none() {
+            let fin = self.recon_set(ReconFolder::Final(EvalSplit::Probe));
+            if !fin.samples.is_empty() {
+                return Some(fin);
+            }
+        }
+        let epoch = match chosen {
+            Some(c) if self.recon_epochs.contains(&c) => c,
+            _ => *self.recon_epochs.last()?,
+        };
+        Some(self.recon_set(ReconFolder::Epoch(epoch)))
     }
 
     /// Recompute the summary (the clock moves the ETA); whether it changed.
@@ -374,52 +423,174 @@ fn read_log_tail(path: &Path) -> Vec<String> {
     lines[skip..].iter().map(|l| l.rsplit('\r').next().unwrap_or("").to_string()).collect()
 }
 
-/// Winners of the vote per sample, read from `<experiments>/votes.json` when present.
-///
-/// Accepted shapes: `{"winners": {"0": "92", ...}}`, `{"0": 92, ...}`, or
-/// `[{"sample": 0, "winner": 92}, ...]` (ids as strings or numbers).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Votes {
-    /// Sample index -> winning experiment id.
-    pub winners: HashMap<usize, String>,
+/// Which reconstruction folder a [`ReconSet`] was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconFolder {
+    /// `recon/final-<split>/`, written by `brainscope eval` (and `recon`).
+    Final(EvalSplit),
+    /// `recon/epoch-NNN/` (0-based), written by the trainer after each epoch.
+    Epoch(usize),
 }
 
-impl Votes {
-    /// Read `path`; `None` when absent or unreadable.
-    pub fn load(path: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let id = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Object(o) => {
-                o.get("id").or(o.get("winner")).map(|x| x.to_string().trim_matches('"').to_string())
-            }
-            _ => None,
-        };
-        let mut winners = HashMap::new();
-        match &value {
-            serde_json::Value::Array(items) => {
-                for it in items {
-                    let sample = it.get("sample").and_then(|s| s.as_u64());
-                    let w = it.get("winner").and_then(id);
-                    if let (Some(s), Some(w)) = (sample, w) {
-                        winners.insert(s as usize, w);
-                    }
-                }
-            }
-            serde_json::Value::Object(map) => {
-                let map = map.get("winners").and_then(|w| w.as_object()).unwrap_or(map);
-                for (k, v) in map {
-                    if let (Ok(s), Some(w)) = (k.parse::<usize>(), id(v)) {
-                        winners.insert(s, w);
-                    }
-                }
-            }
-            _ => return None,
-        }
-        Some(Self { winners })
+/// One sample of a reconstruction folder: its images and, from `samples.json`, which dataset
+/// image it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReconSample {
+    /// Dataset row, when `samples.json` says.
+    pub row: Option<u64>,
+    /// Dataset image path, when `samples.json` says.
+    pub image: Option<String>,
+    /// `(kind, path)` in [`RECON_KINDS`] order (unknown kinds last).
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl ReconSample {
+    /// The image of `kind`, if present.
+    pub fn file(&self, kind: &str) -> Option<&PathBuf> {
+        self.files.iter().find(|(k, _)| k == kind).map(|(_, p)| p)
     }
+
+    /// The low-level reconstruction (`lowlevel`, or `vae` of older runs).
+    pub fn lowlevel(&self) -> Option<&PathBuf> {
+        crate::eval::human::recon_stems(crate::experiments::state::ReconKind::Lowlevel)
+            .iter()
+            .find_map(|k| self.file(k))
+    }
+}
+
+/// The images of one reconstruction folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconSet {
+    /// Which folder.
+    pub folder: ReconFolder,
+    /// Its path.
+    pub path: PathBuf,
+    /// `"split"` of its `samples.json` (`probe` / `val`); `None`: no index or a pre-probe run.
+    pub split: Option<String>,
+    /// Sample index (`XX` of `sample-XX-*.png`) -> sample.
+    pub samples: BTreeMap<usize, ReconSample>,
+}
+
+impl ReconSet {
+    /// Read `path` (missing or unreadable: no samples).
+    pub fn read(folder: ReconFolder, path: PathBuf) -> Self {
+        let mut samples: BTreeMap<usize, ReconSample> = BTreeMap::new();
+        for e in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some((sample, kind)) = parse_recon_name(&name) {
+                samples.entry(sample).or_default().files.push((kind, e.path()));
+            }
+        }
+        for v in samples.values_mut() {
+            v.files.sort_by_key(|(k, _)| {
+                RECON_KINDS.iter().position(|x| x == k).unwrap_or(RECON_KINDS.len())
+            });
+        }
+        let index: Option<serde_json::Value> = std::fs::read(path.join(files::RECON_INDEX))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut split = index
+            .as_ref()
+            .and_then(|v| v.get("split"))
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        if let ReconFolder::Final(s) = folder {
+            split.get_or_insert_with(|| s.name().to_string());
+        }
+        let entries = index.as_ref().and_then(|v| v.get("samples")).and_then(|v| v.as_array());
+        for entry in entries.into_iter().flatten() {
+            let Some(i) = entry.get("sample").and_then(|v| v.as_u64()) else { continue };
+            if let Some(s) = samples.get_mut(&(i as usize)) {
+                s.row = entry.get("row").and_then(|v| v.as_u64());
+                s.image = entry.get("image").and_then(|v| v.as_str()).map(str::to_string);
+            }
+        }
+        Self { folder, path, split, samples }
+    }
+
+    /// Whether these are probe-set images (the same rows in every experiment).
+    pub fn on_probe(&self) -> bool {
+        self.split.as_deref() == Some(EvalSplit::Probe.name())
+    }
+
+    /// What a sample shows, for aligning experiments: the dataset image, else its row, else
+    /// `<id>#<index>` (never aligned with another experiment).
+    pub fn key(&self, id: &str, index: usize) -> String {
+        let s = self.samples.get(&index);
+        match (s.and_then(|s| s.image.clone()), s.and_then(|s| s.row)) {
+            (Some(image), _) => image,
+            (None, Some(row)) => format!("row {row}"),
+            (None, None) => format!("{id}#{index}"),
+        }
+    }
+
+    /// The sample showing `key`.
+    pub fn find(&self, id: &str, key: &str) -> Option<(usize, &ReconSample)> {
+        self.samples.iter().find(|(i, _)| self.key(id, **i) == key).map(|(i, s)| (*i, s))
+    }
+
+    /// `final probe` / `epoch 3`.
+    pub fn label(&self) -> String {
+        match self.folder {
+            ReconFolder::Final(s) => format!("final {}", s.name()),
+            ReconFolder::Epoch(e) => format!("ep {}", e + 1),
+        }
+    }
+}
+
+/// Shown in an experiment's column instead of images that would not match the others'.
+pub const PREDATES_PROBE: &str = "run predates the probe set — retrain to compare";
+
+/// Columns of experiments aligned by what their samples show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aligned {
+    /// Every shown image key with the number of experiments that have it, in first-seen order.
+    pub keys: Vec<(String, usize)>,
+    /// Whether some experiment shows probe-set images: then runs not on the probe set are left
+    /// out with [`PREDATES_PROBE`] instead of showing mismatched images.
+    pub probe: bool,
+}
+
+impl Aligned {
+    /// Align `sets` (experiment id, its shown reconstructions).
+    pub fn new(sets: &[(String, Option<ReconSet>)]) -> Self {
+        let probe = sets.iter().any(|(_, s)| s.as_ref().is_some_and(ReconSet::on_probe));
+        let mut keys: Vec<(String, usize)> = Vec::new();
+        for (id, set) in sets {
+            let Some(set) = set.as_ref().filter(|s| !probe || s.on_probe()) else { continue };
+            for &i in set.samples.keys() {
+                let k = set.key(id, i);
+                match keys.iter_mut().find(|(x, _)| *x == k) {
+                    Some((_, n)) => *n += 1,
+                    None => keys.push((k, 1)),
+                }
+            }
+        }
+        Self { keys, probe }
+    }
+
+    /// Whether `set` is left out of the comparison (a run not on the probe set among probe
+    /// runs).
+    pub fn excluded(&self, set: &ReconSet) -> bool {
+        self.probe && !set.on_probe()
+    }
+}
+
+/// The vote winner of sample `index` of `set`, when the vote was on that image: `set` is the
+/// voted folder (`recon/final-<split>/`, sample for sample), or a folder of the same split
+/// whose `samples.json` says the sample is the row voted on.
+pub fn vote_winner<'a>(
+    votes: Option<&'a VoteRecord>,
+    set: &ReconSet,
+    index: usize,
+) -> Option<&'a str> {
+    let votes = votes?;
+    let row = set.samples.get(&index).and_then(|s| s.row);
+    let hit = |v: &&crate::experiments::state::SampleVote| match set.folder {
+        ReconFolder::Final(split) if split == votes.split => v.sample == index,
+        _ => set.split.as_deref() == Some(votes.split.name()) && row == Some(v.row as u64),
+    };
+    votes.votes.iter().find(hit).map(|v| v.winner.as_str())
 }
 
 /// Reads the earlier records of metrics files on a worker thread.
@@ -472,8 +643,11 @@ pub struct Project {
     pub dir: PathBuf,
     /// Experiments, ordered by id (numeric ids numerically).
     pub experiments: Vec<Experiment>,
-    /// Vote winners, when `votes.json` exists.
-    pub votes: Option<Votes>,
+    /// The last `brainscope vote` (`votes.json`), when it exists.
+    pub votes: Option<VoteRecord>,
+    /// Why `votes.json` could not be read, if so.
+    pub votes_error: Option<String>,
+    votes_stamp: Option<Stamp>,
     smoothing: f64,
     probe: Probe,
     loader: Option<PrefixLoader>,
@@ -500,6 +674,8 @@ impl Project {
             dir,
             experiments: Vec::new(),
             votes: None,
+            votes_error: None,
+            votes_stamp: None,
             smoothing: DEFAULT_SMOOTHING,
             probe,
             loader,
@@ -521,10 +697,16 @@ impl Project {
         for e in &mut self.experiments {
             changed |= e.refresh(&probe);
         }
-        let votes = Votes::load(&self.dir.join("votes.json"));
-        if votes != self.votes {
-            self.votes = votes;
-            changed = true;
+        let path = self.dir.join(crate::experiments::state::VOTES_FILE);
+        let s = stamp(&path);
+        if s != self.votes_stamp {
+            self.votes_stamp = s;
+            let (votes, error) = match read_votes(&self.dir) {
+                Ok(v) => (v, None),
+                Err(e) => (None, Some(format!("{}: {e}", path.display()))),
+            };
+            changed |= votes != self.votes || error != self.votes_error;
+            (self.votes, self.votes_error) = (votes, error);
         }
         changed
     }

@@ -75,6 +75,11 @@ fn start_from_keyboard_quit_reopen_and_stop() {
         table_row(&s.contents()).filter(|(st, d)| st == "idle" && *d == 0)
     });
     s.send("s");
+    if brainscope::cluster::slurm::Slurm::available() {
+        // sbatch on PATH: `s` asks where; `l` trains here.
+        s.wait_for(&["Train experiment 7 locally or on Slurm?"]);
+        s.send("l");
+    }
     let (_, first) = s.wait_until("running with an epoch done", &log, |s| {
         table_row(&s.contents()).filter(|(st, d)| st == "running" && *d >= 1)
     });

@@ -187,7 +187,7 @@ fn compare_view_aligns_images_and_marks_the_vote_winner() {
     let dir = project(&["92", "94", "101"]);
     // 92's sample 1 and 94's sample 0 show the same dataset image; 101 predates samples.json.
     let index = |rows: [u64; 2]| {
-        serde_json::json!({"epoch": 0, "samples": [
+        serde_json::json!({"epoch": 0, "split": "val", "samples": [
             {"sample": 0, "row": rows[0], "image": format!("/data/train-{:04}.png", rows[0])},
             {"sample": 1, "row": rows[1], "image": format!("/data/train-{:04}.png", rows[1])},
         ]})

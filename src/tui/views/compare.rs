@@ -2,16 +2,18 @@
 //! low-level, and high-level when present), the metrics of each under its image, the vote
 //! winner marked; `j`/`k` step through the images.
 //!
-//! Images are aligned by what they show (`samples.json` of the recon folder, through
-//! [`crate::eval::human::SampleSource`]), never by sample number: experiments of different
-//! seeds reconstruct different validation images, and one experiment's target is never put
-//! beside another's reconstruction of something else. An experiment without that image says
-//! so in its column. (The probe set of issue 14 makes every experiment show the same images.)
+//! Images are aligned by what they show (`samples.json` of the recon folder), never by sample
+//! number: experiments of different seeds reconstruct different validation images, and one
+//! experiment's target is never put beside another's reconstruction of something else. Each
+//! experiment shows its final probe-set reconstructions (`recon/final-probe/`) when `eval`
+//! wrote them, else its latest epoch; once one experiment is on the probe set (the same images
+//! for all), a run that predates it says so in its column. Under each image: that image's
+//! PixCorr and SSIM (scored off the draw path by [`crate::tui::sample_metrics`]) and the
+//! experiment's eval numbers.
 
-use crate::eval::human::{SampleSet, SampleSource, ValidationSamples};
-use crate::experiments::state::ReconKind;
 use crate::tui::app::App;
 use crate::tui::chart::fmt_num;
+use crate::tui::model::{Aligned, PREDATES_PROBE, ReconSet, vote_winner};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -21,55 +23,34 @@ use std::path::PathBuf;
 /// Narrowest image column.
 const MIN_COL: u16 = 14;
 
-/// One experiment's column.
-struct Column {
-    id: String,
-    /// Its low-level and high-level sample sets (latest epoch each), when it has them.
-    low: Option<SampleSet>,
-    high: Option<SampleSet>,
-    /// Best val L1 and human 2-AFC accuracy, one per line.
-    metrics: String,
+/// Columns at least this wide write the metric names out.
+const WIDE_COL: u16 = 30;
+
+/// One experiment's image of the shown sample.
+struct Hit {
+    index: usize,
+    target: Option<PathBuf>,
+    low: PathBuf,
+    high: Option<PathBuf>,
 }
 
-impl Column {
-    fn find(&self, key: &str) -> Option<(usize, PathBuf, Option<PathBuf>, PathBuf)> {
-        let s = self.low.as_ref()?.samples.iter().find(|s| s.key == key)?;
-        let high = self
-            .high
-            .as_ref()
-            .and_then(|h| h.samples.iter().find(|x| x.key == key))
-            .map(|x| x.recon.clone());
-        Some((s.index, s.recon.clone(), high, s.target.clone()))
-    }
+/// `0.123`, or `.123` / `-.123` when space is short.
+fn num(v: f64, wide: bool) -> String {
+    let s = format!("{v:.3}");
+    if wide { s } else { s.replacen("0.", ".", 1) }
 }
 
 /// Draw the compare view into `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let t = app.theme;
-    let source = ValidationSamples;
-    let columns: Vec<Column> = app
+    let sets: Vec<(String, Option<ReconSet>)> = app
         .compare
         .iter()
-        .filter_map(|id| {
-            let e = app.project.get(id)?;
-            let low = source.samples(id, &e.dir, ReconKind::Lowlevel, None).ok();
-            let high = source.samples(id, &e.dir, ReconKind::Highlevel, None).ok();
-            let l1 = e.best_val().map_or("-".into(), |b| fmt_num(b.1));
-            let human =
-                e.human.lowlevel.accuracy.map_or("-".into(), |a| format!("{:.0}%", a * 100.0));
-            Some(Column { id: id.clone(), low, high, metrics: format!("L1 {l1}\n2AFC {human}") })
-        })
+        .filter_map(|id| Some((id.clone(), app.project.get(id)?.shown_recon(None))))
         .collect();
     // Every image any column shows, those shown by the most experiments first.
-    let mut keys: Vec<(String, usize)> = Vec::new();
-    for c in &columns {
-        for s in c.low.iter().flat_map(|l| &l.samples) {
-            match keys.iter_mut().find(|(k, _)| *k == s.key) {
-                Some((_, n)) => *n += 1,
-                None => keys.push((s.key.clone(), 1)),
-            }
-        }
-    }
+    let aligned = Aligned::new(&sets);
+    let mut keys = aligned.keys.clone();
     keys.sort_by_key(|(_, n)| std::cmp::Reverse(*n)); // stable: first appearance within a count
     let head = format!(" compare · {} ", app.compare.join(" "));
     if keys.is_empty() {
@@ -84,12 +65,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     }
     app.sample = app.sample.min(keys.len() - 1);
     let (key, count) = keys[app.sample].clone();
-    let winners = app.project.votes.as_ref().map(|v| v.winners.clone()).unwrap_or_default();
-    let winner = |c: &Column, index: usize| winners.get(&index).is_some_and(|w| *w == c.id);
     let title = Line::from(vec![
         Span::styled(head, t.accent()),
         Span::styled(
-            format!("· image {}/{} · in {count} of {} ", app.sample + 1, keys.len(), columns.len()),
+            format!("· image {}/{} · in {count} of {} ", app.sample + 1, keys.len(), sets.len()),
             t.dim(),
         ),
     ]);
@@ -97,57 +76,102 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let [body, note] = Layout::vertical([Constraint::Min(4), Constraint::Length(1)]).areas(inner);
-    let aligned = !columns.iter().any(|c| key.starts_with(&format!("{}#", c.id)));
-    let note_text = if aligned {
-        let name = std::path::Path::new(&key).file_name().map(|n| n.to_string_lossy());
-        format!("image: {}", name.unwrap_or_else(|| key.as_str().into()))
-    } else {
+    let hits: Vec<Option<Hit>> = sets
+        .iter()
+        .map(|(id, set)| {
+            let set = set.as_ref().filter(|s| !aligned.excluded(s))?;
+            let (index, s) = set.find(id, &key)?;
+            Some(Hit {
+                index,
+                target: s.file("target").cloned(),
+                low: s.lowlevel()?.clone(),
+                high: s.file("highlevel").cloned(),
+            })
+        })
+        .collect();
+    let winner = sets.iter().zip(&hits).find_map(|((_, set), hit)| {
+        vote_winner(app.project.votes.as_ref(), set.as_ref()?, hit.as_ref()?.index)
+    });
+    let winner = winner.map(str::to_string);
+    let unaligned = sets.iter().any(|(id, _)| key.starts_with(&format!("{id}#")));
+    let note_text = if unaligned {
         "this run predates samples.json: its images cannot be matched with other runs'".into()
+    } else {
+        let name = std::path::Path::new(&key).file_name().map(|n| n.to_string_lossy());
+        let name = name.unwrap_or_else(|| key.as_str().into());
+        let set = if aligned.probe { "probe set" } else { "image" };
+        format!("{set}: {name} · r PixCorr, s SSIM: this image, then its eval")
     };
     f.render_widget(Paragraph::new(note_text).style(t.dim()), note);
-    let found: Vec<_> = columns.iter().map(|c| c.find(&key)).collect();
-    let target = found.iter().flatten().map(|(_, _, _, t)| t.clone()).next();
+    let target = hits.iter().flatten().find_map(|h| h.target.clone());
     let fit = ((body.width / MIN_COL).max(2) - 1) as usize;
-    let shown = columns.len().min(fit);
+    let shown = sets.len().min(fit);
     let n = shown + 1;
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(body);
     // Images about square (halfblocks: a cell is two pixels tall), metrics right under them.
     let img_rows = body.width / n as u16 / 2 + 1;
-    let target = target.map(|p| vec![p]).unwrap_or_default();
-    cell(f, cols[0], app, "target", target, "", false, img_rows);
-    for (k, (c, hit)) in columns.iter().zip(&found).take(shown).enumerate() {
+    let target_imgs = target.clone().map(|p| vec![p]).unwrap_or_default();
+    cell(f, cols[0], app, "target", target_imgs, Vec::new(), false, img_rows);
+    for (k, ((id, set), hit)) in sets.iter().zip(&hits).take(shown).enumerate() {
         let r = cols[k + 1];
         match hit {
-            Some((index, low, high, _)) => {
-                let won = winner(c, *index);
-                let head = format!("{}{}", c.id, if won { " ★ vote" } else { "" });
-                let mut imgs = vec![low.clone()];
-                imgs.extend(high.clone());
-                cell(f, r, app, &head, imgs, &c.metrics, won, img_rows);
+            Some(h) => {
+                let won = winner.as_deref() == Some(id.as_str());
+                let head = format!("{id}{}", if won { " ★ vote" } else { "" });
+                let mut imgs = vec![h.low.clone()];
+                imgs.extend(h.high.clone());
+                let metrics = metric_lines(app, id, h, r.width >= WIDE_COL);
+                cell(f, r, app, &head, imgs, metrics, won, img_rows);
             }
             None => {
+                let excluded = set.as_ref().is_some_and(|s| aligned.excluded(s));
+                let why = if excluded { PREDATES_PROBE } else { "not among its samples" };
                 let [h, b] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(r);
                 f.render_widget(
-                    Paragraph::new(c.id.clone()).alignment(Alignment::Center).style(t.accent()),
+                    Paragraph::new(id.clone()).alignment(Alignment::Center).style(t.accent()),
                     h,
                 );
                 f.render_widget(
-                    Paragraph::new("not among its samples")
+                    Paragraph::new(why)
                         .alignment(Alignment::Center)
-                        .style(t.dim())
+                        .style(if excluded { t.warn() } else { t.dim() })
                         .wrap(Wrap { trim: true }),
                     b,
                 );
             }
         }
     }
-    if columns.len() > shown {
-        let more = format!(" +{} more: widen the terminal ", columns.len() - shown);
+    if sets.len() > shown {
+        let more = format!(" +{} more: widen the terminal ", sets.len() - shown);
         let w = (more.chars().count() as u16).min(area.width);
         let r =
             Rect::new(area.x + area.width.saturating_sub(w + 1), area.y + area.height - 1, w, 1);
         f.render_widget(Paragraph::new(more).style(t.warn()), r);
     }
+}
+
+/// Under an experiment's image: this image's PixCorr / SSIM (scored off the draw path; `…`
+/// until ready), the experiment's eval numbers (split named), best val L1 and human 2AFC.
+fn metric_lines(app: &mut App, id: &str, h: &Hit, wide: bool) -> Vec<String> {
+    let (r, s) = if wide { ("PixCorr ", "SSIM ") } else { ("r ", "s ") };
+    let this = match &h.target {
+        Some(target) => match app.sample_metrics.get(target, &h.low) {
+            Some(Ok(p)) => format!("{r}{} {s}{}", num(p.pixcorr, wide), num(p.ssim, wide)),
+            Some(Err(_)) => "unreadable image".into(),
+            None => "scoring…".into(),
+        },
+        None => "no target image".into(),
+    };
+    let Some(e) = app.project.get(id) else { return vec![this] };
+    let eval = match &e.run.eval {
+        Some(ev) => {
+            format!("{} {r}{} {s}{}", ev.split.name(), num(ev.pixcorr, wide), num(ev.ssim, wide))
+        }
+        None => "not evaluated".into(),
+    };
+    let l1 = e.best_val().map_or("-".into(), |b| fmt_num(b.1));
+    let human = e.human.lowlevel.accuracy.map_or("-".into(), |a| format!("{:.0}%", a * 100.0));
+    vec![this, eval, format!("L1 {l1} 2AFC {human}")]
 }
 
 /// Header, images stacked (low-level over high-level, `img_rows` each), metrics lines.
@@ -158,21 +182,19 @@ fn cell(
     app: &mut App,
     head: &str,
     images: Vec<PathBuf>,
-    metrics: &str,
+    metrics: Vec<String>,
     won: bool,
     img_rows: u16,
 ) {
     let t = app.theme;
     let img_h = img_rows * images.len().max(1) as u16;
     let [h, body, m] =
-        Layout::vertical([Constraint::Length(1), Constraint::Max(img_h), Constraint::Length(2)])
+        Layout::vertical([Constraint::Length(1), Constraint::Max(img_h), Constraint::Length(3)])
             .areas(area);
     let style = if won { t.warn() } else { t.accent() };
     f.render_widget(Paragraph::new(head.to_string()).alignment(Alignment::Center).style(style), h);
-    f.render_widget(
-        Paragraph::new(metrics.to_string()).alignment(Alignment::Center).style(t.dim()),
-        m,
-    );
+    let lines: Vec<Line> = metrics.into_iter().map(Line::from).collect();
+    f.render_widget(Paragraph::new(lines).alignment(Alignment::Center).style(t.dim()), m);
     if images.is_empty() {
         return;
     }

@@ -24,14 +24,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     };
     let bottom_h = (area.height * 2 / 5).max(8);
     let human = human_line(&app.project.experiments[idx], app.theme);
-    let [head, human_area, charts, bottom] = Layout::vertical([
+    let eval = eval_lines(app, &app.project.experiments[idx]);
+    let [head, eval_area, human_area, charts, bottom] = Layout::vertical([
         Constraint::Length(3),
+        Constraint::Length(eval.len() as u16),
         Constraint::Length(u16::from(human.is_some())),
         Constraint::Min(6),
         Constraint::Length(bottom_h),
     ])
     .areas(area);
     header(f, head, app, idx);
+    f.render_widget(Paragraph::new(eval), eval_area);
     if let Some(line) = human {
         f.render_widget(Paragraph::new(line), human_area);
     }
@@ -73,6 +76,69 @@ fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
         .label(Span::styled(label, Style::default()))
         .use_unicode(true);
     f.render_widget(gauge, area);
+}
+
+/// The eval panel: the record's numbers with their split, epoch, sample count and CLIP model
+/// (or that none was used), the progress of a running `e`, or how the last one failed.
+pub fn eval_lines(app: &App, e: &Experiment) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let jobs = app.evals.as_ref();
+    let mut lines = Vec::new();
+    let mut head = vec![Span::styled(" eval", t.accent())];
+    if let Some((progress, secs)) = jobs.and_then(|j| j.progress(&e.id)) {
+        head.push(Span::styled(format!(" running {}: {progress}", fmt_duration(secs)), t.warn()));
+        lines.push(Line::from(std::mem::take(&mut head)));
+    } else if let Some(crate::tui::eval_job::Finished::Failed(why)) =
+        jobs.and_then(|j| j.finished(&e.id))
+    {
+        head.push(Span::styled(format!(" failed: {why}"), t.warn()));
+        lines.push(Line::from(std::mem::take(&mut head)));
+    }
+    if let Some(err) = &e.run.eval_error {
+        let mut l = if head.is_empty() { vec![Span::raw(" ")] } else { std::mem::take(&mut head) };
+        l.push(Span::styled(format!(" {err}"), t.warn()));
+        lines.push(Line::from(l));
+    }
+    let Some(r) = &e.run.eval else {
+        if lines.is_empty() {
+            head.push(Span::styled(" · not evaluated yet (e runs brainscope eval)", t.dim()));
+            lines.push(Line::from(head));
+        }
+        return lines;
+    };
+    let clip = match &r.clip {
+        Some(c) => {
+            let name = std::path::Path::new(c).file_name().map(|n| n.to_string_lossy());
+            format!("CLIP {}", name.unwrap_or_else(|| c.as_str().into()))
+        }
+        None => "no CLIP".into(),
+    };
+    let mut first = if head.is_empty() { vec![Span::raw("     ")] } else { head };
+    first.push(Span::styled(
+        format!(
+            " {} · ep {} · {} samples · latent L1 {} · {clip}",
+            r.split.name(),
+            r.epoch + 1,
+            r.samples,
+            fmt_num(r.latent_l1)
+        ),
+        t.dim(),
+    ));
+    lines.push(Line::from(first));
+    let opt = |v: Option<f64>, pct: bool| match v {
+        Some(v) if pct => format!("{:.1}%", v * 100.0),
+        Some(v) => format!("{v:.4}"),
+        None => "-".into(),
+    };
+    lines.push(Line::from(vec![Span::raw(format!(
+        "  PixCorr {:.4}  SSIM {:.4}  2-way {}  CLIP 2-way {}  CLIP sim {}",
+        r.pixcorr,
+        r.ssim,
+        opt(Some(r.two_way_pixels), true),
+        opt(r.two_way_clip, true),
+        opt(r.clip_sim_target, false),
+    ))]));
+    lines
 }
 
 /// `human 2AFC · low-level 75% correct (15/20), 95% CI 53-89%, raters: a, b`, once rated.

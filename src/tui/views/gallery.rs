@@ -1,46 +1,49 @@
-//! Gallery: one validation sample across experiments side by side (target first), with the
-//! vote winner marked when `votes.json` exists.
+//! Gallery: one image across the (visible) experiments side by side, target first, with the
+//! vote winner marked when `votes.json` covers it.
+//!
+//! Each experiment shows its final probe-set reconstructions (`recon/final-probe/`, written by
+//! `brainscope eval`) when they exist, else the chosen or latest epoch. Samples are aligned by
+//! the dataset image `samples.json` names ([`Aligned`]); among probe-set runs, a run whose
+//! images come from elsewhere (it predates the probe set) says so in its column instead of
+//! showing a different image. Runs that all predate `samples.json` are shown by sample number,
+//! as they always were (said in the title).
 
 use crate::tui::app::App;
+use crate::tui::model::{Aligned, PREDATES_PROBE, ReconSet, vote_winner};
 use crate::tui::views::detail::image_row;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use std::path::PathBuf;
 
 /// Narrowest image column.
 const MIN_COL: u16 = 14;
 
+/// What one experiment's column shows.
+enum Shown {
+    /// Its images of the sample (not the target): `(kind, path)`.
+    Images(Vec<(String, PathBuf)>),
+    /// A note instead of images.
+    Note(&'static str),
+}
+
 /// Draw the gallery into `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let t = app.theme;
-    let visible = app.visible();
-    // Which epoch each experiment shows: the chosen one where it exists, else its latest.
     let chosen = app.recon_epoch;
-    let mut columns: Vec<(String, usize, Vec<(String, PathBuf)>)> = Vec::new(); // id, epoch, files
-    let mut sample_ids: Vec<usize> = Vec::new();
-    for &i in &visible {
-        let e = &app.project.experiments[i];
-        let epoch = match chosen {
-            Some(c) if e.recon_epochs.contains(&c) => c,
-            _ => match e.recon_epochs.last() {
-                Some(&l) => l,
-                None => continue,
-            },
-        };
-        let samples = e.recon_samples(epoch);
-        sample_ids.extend(samples.keys().copied());
-        columns.push((e.id.clone(), epoch, Vec::new()));
-        let _ = samples;
-    }
-    sample_ids.sort_unstable();
-    sample_ids.dedup();
-    let epoch_note = match chosen {
-        Some(c) => format!("epoch {}", c + 1),
-        None => "latest epoch".into(),
-    };
-    if columns.is_empty() || sample_ids.is_empty() {
+    let sets: Vec<(String, Option<ReconSet>)> = app
+        .visible()
+        .iter()
+        .map(|&i| &app.project.experiments[i])
+        .filter_map(|e| Some((e.id.clone(), Some(e.shown_recon(chosen)?))))
+        .collect();
+    // Runs without any samples.json: by sample number (the legacy gallery).
+    let legacy = present(&sets)
+        .all(|(_, s)| s.split.is_none() && s.samples.values().all(|x| x.row.is_none()));
+    let aligned = if legacy { by_number(&sets) } else { Aligned::new(&sets) };
+    let keys = &aligned.keys;
+    if keys.is_empty() {
         let block =
             Block::default().borders(Borders::ALL).title(Span::styled(" gallery ", t.accent()));
         f.render_widget(
@@ -51,59 +54,86 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         );
         return;
     }
-    app.sample = app.sample.min(sample_ids.len() - 1);
-    let sample = sample_ids[app.sample];
+    app.sample = app.sample.min(keys.len() - 1);
+    let (key, _) = keys[app.sample].clone();
     let mut target: Option<PathBuf> = None;
-    for (id, epoch, files) in &mut columns {
-        let e = app.project.get(id).expect("listed above");
-        if let Some(imgs) = e.recon_samples(*epoch).remove(&sample) {
-            for (kind, path) in imgs {
-                if kind == "target" {
-                    target.get_or_insert(path);
-                } else {
-                    files.push((kind, path));
-                }
-            }
+    let mut winner: Option<String> = None;
+    let mut columns: Vec<(String, String, Shown)> = Vec::new(); // id, folder label, shown
+    for (id, set) in &sets {
+        let Some(set) = set else { continue };
+        if aligned.excluded(set) {
+            columns.push((id.clone(), set.label(), Shown::Note(PREDATES_PROBE)));
+            continue;
+        }
+        let hit = if legacy {
+            key.parse::<usize>().ok().and_then(|i| Some((i, set.samples.get(&i)?)))
+        } else {
+            set.find(id, &key)
+        };
+        let Some((index, sample)) = hit else { continue };
+        if let Some(tp) = sample.file("target") {
+            target.get_or_insert(tp.clone());
+        }
+        if winner.is_none() {
+            winner = vote_winner(app.project.votes.as_ref(), set, index).map(str::to_string);
+        }
+        let files: Vec<_> = sample.files.iter().filter(|(k, _)| k != "target").cloned().collect();
+        if !files.is_empty() {
+            columns.push((id.clone(), set.label(), Shown::Images(files)));
         }
     }
-    columns.retain(|c| !c.2.is_empty());
-    let winner = app.project.votes.as_ref().and_then(|v| v.winners.get(&sample).cloned());
     let vote_note = match (&app.project.votes, &winner) {
         (Some(_), Some(w)) => format!(" · vote winner: {w} ★"),
-        (Some(_), None) => " · no vote for this sample".into(),
+        (Some(_), None) => " · no vote on this image".into(),
         (None, _) => String::new(),
     };
-    let title = Line::from(vec![
-        Span::styled(
-            format!(
-                " gallery · sample {} ({}/{}) · {epoch_note}",
-                sample,
-                app.sample + 1,
-                sample_ids.len()
-            ),
-            t.accent(),
-        ),
-        Span::styled(vote_note, t.warn()),
-        Span::raw(" "),
-    ]);
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let what = if legacy {
+        format!("sample {key}")
+    } else {
+        let name = std::path::Path::new(&key).file_name().map(|n| n.to_string_lossy());
+        name.map_or(key.clone(), |n| n.into_owned())
+    };
+    let mut title = vec![Span::styled(
+        format!(" gallery · {what} ({}/{})", app.sample + 1, keys.len()),
+        t.accent(),
+    )];
+    if legacy {
+        title.push(Span::styled(" · by sample number", t.dim()));
+    }
+    title.push(Span::styled(vote_note, t.warn()));
+    title.push(Span::raw(" "));
+    let block = Block::default().borders(Borders::ALL).title(Line::from(title));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let fit = (inner.width / MIN_COL).max(1) as usize;
     let slots = fit.saturating_sub(usize::from(target.is_some())).max(1);
     let start = app.selected.min(columns.len().saturating_sub(slots));
     let shown: Vec<_> = columns.iter().skip(start).take(slots).collect();
-    let n = shown.len() + usize::from(target.is_some());
+    let n = (shown.len() + usize::from(target.is_some())).max(1);
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(inner);
     let mut k = 0;
     if let Some(tp) = &target {
         column(f, cols[0], app, "target", &[("target".into(), tp.clone())], None);
         k = 1;
     }
-    for (j, (id, epoch, files)) in shown.iter().enumerate() {
+    for (j, (id, label, what)) in shown.iter().enumerate() {
         let won = winner.as_deref() == Some(id.as_str());
-        let head = format!("{id} · ep {}{}", epoch + 1, if won { " ★" } else { "" });
-        column(f, cols[k + j], app, &head, files, won.then_some("★"));
+        let head = format!("{id} · {label}{}", if won { " ★" } else { "" });
+        match what {
+            Shown::Images(files) => column(f, cols[k + j], app, &head, files, won.then_some("★")),
+            Shown::Note(note) => {
+                let [h, b] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)])
+                    .areas(cols[k + j]);
+                f.render_widget(Paragraph::new(head).style(t.accent()), h);
+                f.render_widget(
+                    Paragraph::new(*note)
+                        .alignment(Alignment::Center)
+                        .style(t.warn())
+                        .wrap(Wrap { trim: true }),
+                    b,
+                );
+            }
+        }
     }
     if columns.len() > slots {
         let more = format!(" {}-{} of {} (j/k) ", start + 1, start + shown.len(), columns.len());
@@ -115,6 +145,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         );
         f.render_widget(Paragraph::new(more).style(t.dim()), r);
     }
+}
+
+/// The experiments that have reconstructions.
+fn present(sets: &[(String, Option<ReconSet>)]) -> impl Iterator<Item = (&String, &ReconSet)> {
+    sets.iter().filter_map(|(id, s)| Some((id, s.as_ref()?)))
+}
+
+/// Legacy alignment: sample numbers, every experiment's, ascending.
+fn by_number(sets: &[(String, Option<ReconSet>)]) -> Aligned {
+    let mut numbers: Vec<usize> =
+        present(sets).flat_map(|(_, s)| s.samples.keys().copied()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    Aligned { keys: numbers.into_iter().map(|n| (n.to_string(), 0)).collect(), probe: false }
 }
 
 fn column(

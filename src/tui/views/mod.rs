@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod detail;
+pub mod form;
 pub mod gallery;
 pub mod help;
 pub mod rate;
@@ -51,11 +52,24 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     if let Some(id) = app.confirm_stop.clone() {
         confirm(f, main, app, &id);
     }
+    if let Some(id) = app.ask_where.clone() {
+        ask_where(f, main, app, &id);
+    }
+    if app.form.is_some() {
+        form::draw(f, main, app);
+    }
 }
 
 fn status_line(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
-    let line = if app.filtering {
+    let line = if app.form.is_some() {
+        Line::from(Span::styled(
+            "Tab/↓ next field  ↑ previous  Enter create  Esc cancel (nothing written)",
+            t.dim(),
+        ))
+    } else if app.ask_where.is_some() {
+        Line::from(Span::styled("l local  s Slurm  Esc neither", t.dim()))
+    } else if app.filtering {
         Line::from(vec![
             Span::styled("/", t.accent()),
             Span::raw(app.filter.clone()),
@@ -66,10 +80,10 @@ fn status_line(f: &mut Frame, area: Rect, app: &App) {
     } else {
         let hints = match app.view {
             View::Table => {
-                "Enter open  s start  x stop  space mark  a rate  c compare  ? help  q quit"
+                "Enter open  s start  x stop  e eval  n clone  v cols  a rate  c compare  ? help"
             }
             View::Detail => {
-                "Esc back  +/- smooth  L log  e x-axis  v val/lr  [ ] epoch  n sample  ? help"
+                "Esc back  +/- smooth  L log  X x-axis  v val/lr  [ ] epoch  n sample  e eval"
             }
             View::Gallery => "Esc back  h/l sample  [ ] epoch  ? help  q quit",
             View::Help => "Esc back  q quit",
@@ -95,6 +109,21 @@ fn confirm(f: &mut Frame, area: Rect, app: &App, id: &str) {
         Line::from(format!("Stop training of experiment {id}?")),
         Line::from("It checkpoints and can be resumed with s."),
         Line::from(Span::styled("y: stop   n / Esc: keep running", app.theme.accent())),
+    ];
+    f.render_widget(Paragraph::new(text).block(block).alignment(Alignment::Center), r);
+}
+
+fn ask_where(f: &mut Frame, area: Rect, app: &App, id: &str) {
+    let w = 46.min(area.width);
+    let h = 5.min(area.height);
+    let r = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    f.render_widget(Clear, r);
+    let block =
+        Block::default().borders(Borders::ALL).title(" start ").border_style(app.theme.accent());
+    let text = vec![
+        Line::from(format!("Train experiment {id} locally or on Slurm?")),
+        Line::from("Slurm: sbatch with the default resources."),
+        Line::from(Span::styled("l: local   s: Slurm   Esc: neither", app.theme.accent())),
     ];
     f.render_widget(Paragraph::new(text).block(block).alignment(Alignment::Center), r);
 }

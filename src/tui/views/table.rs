@@ -1,6 +1,6 @@
 //! Experiment table: one row per experiment, sortable by any column, filterable.
 
-use crate::tui::app::{App, Column};
+use crate::tui::app::{App, COLUMN_SPACING, Column};
 use crate::tui::chart::fmt_num;
 use crate::tui::model::Experiment;
 use crate::tui::views::fmt_duration;
@@ -9,10 +9,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
-
-/// Column widths (cells), in [`Column::ALL`] order; together with the spacing they fit 80
-/// columns.
-const WIDTHS: [u16; 10] = [5, 9, 5, 5, 5, 7, 6, 11, 6, 10];
 
 /// Draw the table view into `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
@@ -46,7 +42,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         f.render_widget(Paragraph::new(msg).block(block).wrap(Wrap { trim: false }), area);
         return;
     }
-    let header = Row::new(Column::ALL.iter().map(|&c| {
+    // The columns that fit (all of them on a wide terminal, else the chosen set's first).
+    let columns = Column::fitting(app.column_set, table_area.width.saturating_sub(2));
+    app.columns = columns.clone();
+    let header = Row::new(columns.iter().map(|&c| {
         let text =
             if c == app.sort { format!("{}{arrow}", c.title()) } else { c.title().to_string() };
         Cell::from(text)
@@ -56,40 +55,63 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         .iter()
         .map(|&i| {
             let e = &app.project.experiments[i];
-            let (sym, style) = t.state(e.state());
-            let marked = if app.marked.contains(&e.id) { "*" } else { " " };
-            let cfg = e.config.as_ref().ok();
-            let epoch = format!("{}/{}", e.epochs_done(), e.total_epochs());
-            let best = match e.best_val() {
-                // Only the last records are read yet: their best need not be the run's.
-                _ if e.loading() => "…".to_string(),
-                Some((epoch, l1)) => format!("{} @{}", short(l1), epoch + 1),
-                None => "-".into(),
-            };
-            let eta = e.eta_secs().map_or("-".into(), fmt_duration);
-            Row::new(vec![
-                Cell::from(format!("{marked}{}", e.id)),
-                Cell::from(Span::styled(format!("{sym} {}", e.state().name()), style)),
-                Cell::from(e.roi_set()),
-                Cell::from(cfg.map_or("?".into(), |c| c.train.seed.to_string())),
-                Cell::from(cfg.map_or("?".into(), |c| c.train.batch_size.to_string())),
-                Cell::from(epoch),
-                Cell::from(e.last_loss().map_or("-".into(), short)),
-                Cell::from(best),
-                Cell::from(eta),
-                Cell::from(e.human.lowlevel.cell()),
-            ])
+            Row::new(columns.iter().map(|&c| cell(app, e, c)).collect::<Vec<_>>())
         })
         .collect();
-    let widths = WIDTHS.map(Constraint::Length);
+    let widths: Vec<Constraint> = columns.iter().map(|c| Constraint::Length(c.width())).collect();
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
         .row_highlight_style(t.selected())
-        .column_spacing(1);
+        .column_spacing(COLUMN_SPACING);
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, table_area, &mut state);
     info(f, info_area, app);
+}
+
+/// One cell of experiment `e`.
+fn cell<'a>(app: &App, e: &'a Experiment, c: Column) -> Cell<'a> {
+    let t = app.theme;
+    let cfg = e.config.as_ref().ok();
+    let eval = e.run.eval.as_ref();
+    let evaluating = app.evals.as_ref().is_some_and(|j| j.is_running(&e.id));
+    let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    match c {
+        Column::Id => {
+            let marked = if app.marked.contains(&e.id) { "*" } else { " " };
+            let slurm = if e.slurm_job.is_some() { "@" } else { "" };
+            Cell::from(format!("{marked}{}{slurm}", e.id))
+        }
+        Column::State => {
+            let (sym, style) = t.state(e.state());
+            Cell::from(Span::styled(format!("{sym} {}", e.state().name()), style))
+        }
+        Column::Where => Cell::from(e.location()),
+        Column::Roi => Cell::from(e.roi_set()),
+        Column::Seed => Cell::from(cfg.map_or("?".into(), |c| c.train.seed.to_string())),
+        Column::Batch => Cell::from(cfg.map_or("?".into(), |c| c.train.batch_size.to_string())),
+        Column::Epoch => Cell::from(format!("{}/{}", e.epochs_done(), e.total_epochs())),
+        Column::Loss => Cell::from(e.last_loss().map_or("-".into(), short)),
+        Column::Best => Cell::from(match e.best_val() {
+            // Only the last records are read yet: their best need not be the run's.
+            _ if e.loading() => "…".to_string(),
+            Some((epoch, l1)) => format!("{} @{}", short(l1), epoch + 1),
+            None => "-".into(),
+        }),
+        Column::Eta => Cell::from(e.eta_secs().map_or("-".into(), fmt_duration)),
+        // While `e` runs: a marker where the first number will appear.
+        Column::PixCorr if evaluating => Cell::from(Span::styled("eval…", t.warn())),
+        Column::PixCorr if e.run.eval_error.is_some() => {
+            Cell::from(Span::styled("error", t.warn()))
+        }
+        Column::PixCorr => Cell::from(num(eval.map(|r| r.pixcorr))),
+        Column::Ssim => Cell::from(num(eval.map(|r| r.ssim))),
+        Column::TwoWay => {
+            Cell::from(eval.map_or("-".into(), |r| format!("{:.1}%", r.two_way_pixels * 100.0)))
+        }
+        Column::ClipSim => Cell::from(num(eval.and_then(|r| r.clip_sim_target))),
+        Column::Human => Cell::from(e.human.lowlevel.cell()),
+    }
 }
 
 /// Four significant characters or so: `0.1234`, `12.35`, `1.2e-5`.
