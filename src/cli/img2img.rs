@@ -68,15 +68,12 @@ pub struct Args {
     pub device: crate::cli::device_arg::DeviceArg,
 }
 
-/// The UNet of the pipeline folder `dir` as the pipeline's noise predictor.
+/// The UNet of the pipeline folder `dir` (`unet/`) as the pipeline's noise predictor.
 pub fn load_noise_predictor(
     dir: &Path,
-    _device: &burn::tensor::Device,
+    device: &burn::tensor::Device,
 ) -> anyhow::Result<Box<dyn NoisePredictor>> {
-    anyhow::bail!(
-        "{}: UNet loading lands with the UNet port (UNet2DConditionModel); this build cannot run img2img yet",
-        dir.join("unet").display()
-    )
+    Ok(Box::new(crate::models::unet::load_unet(&dir.join("unet"), device)?.model))
 }
 
 /// Run `brainscope img2img`.

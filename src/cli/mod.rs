@@ -19,6 +19,7 @@ pub mod latents;
 pub mod metrics;
 pub mod new;
 pub mod rate;
+pub mod recon;
 pub mod show;
 pub mod status;
 pub mod stop;
@@ -70,6 +71,9 @@ pub enum Command {
     /// The winning experiment per sample, by CLIP (writes experiments/votes.json).
     #[command(long_about = vote::long_about())]
     Vote(vote::Args),
+    /// The paper's guided reconstruction: BLIP caption + SD img2img of each low-level image.
+    #[command(long_about = recon::LONG_ABOUT)]
+    Recon(recon::Args),
     /// Train the small demo VAE on the demo images (weights/demo/vae).
     TrainVae(train_vae::Args),
     /// Train an experiment (detached by default).
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         Some(Command::Metrics(a)) => metrics::run(a),
         Some(Command::Eval(a)) => eval::run(a),
         Some(Command::Vote(a)) => vote::run(a),
+        Some(Command::Recon(a)) => recon::run(a),
         Some(Command::TrainVae(a)) => train_vae::run(a),
         Some(Command::Train(a)) => train::run(a),
         Some(Command::Stop(a)) => stop::run(a),

@@ -30,7 +30,8 @@ use crate::eval::progress::Progress;
 use crate::experiments::config::{CONFIG_FILE, ConfigError, ExperimentConfig};
 use crate::experiments::process::now_ms;
 use crate::experiments::state::{
-    CAPTION_KIND, EvalRecord, EvalSplit, RunPaths, files, recon, recon_file_name, write_atomic,
+    EvalRecord, EvalSplit, HIGHLEVEL_SETTINGS, RunPaths, caption_file_name, files, recon,
+    recon_file_name, write_atomic,
 };
 use crate::imageio::{self, ImageIoError};
 use crate::latents::{LatentCache, LatentError, LatentJob, LatentMode, default_cache_path};
@@ -593,8 +594,12 @@ fn carry_high_level(old: &Path, new: &Path, step: u64, rows: &[usize]) -> std::i
     if index["step"].as_u64() != Some(step) || old_rows.as_deref() != Some(rows) {
         return Ok(());
     }
+    let settings = old.join(HIGHLEVEL_SETTINGS);
+    if settings.is_file() {
+        std::fs::copy(&settings, new.join(HIGHLEVEL_SETTINGS))?;
+    }
     for i in 0..rows.len() {
-        let caption = recon_file_name(i, CAPTION_KIND).replace(".png", ".txt");
+        let caption = caption_file_name(i);
         for name in [recon_file_name(i, recon::HIGHLEVEL), caption] {
             if old.join(&name).is_file() {
                 std::fs::copy(old.join(&name), new.join(&name))?;

@@ -495,6 +495,40 @@ pub const VOTES_FILE: &str = "votes.json";
 /// that prompted it (kind name for [`recon_file_name`]-style names, with a `.txt` extension).
 pub const CAPTION_KIND: &str = "caption";
 
+/// `sample-XX-caption.txt`: the caption file of one sample in `recon/final-<split>/`.
+pub fn caption_file_name(sample: usize) -> String {
+    format!("sample-{sample:02}-{CAPTION_KIND}.txt")
+}
+
+/// `recon/final-<split>/highlevel.json`: the settings `brainscope recon` made the high-level
+/// images with ([`HighLevelSettings`]); a resumed `recon` refuses other settings.
+pub const HIGHLEVEL_SETTINGS: &str = "highlevel.json";
+
+/// What the high-level images of one final folder were made with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HighLevelSettings {
+    /// SD pipeline folder.
+    pub sd: String,
+    /// BLIP folder.
+    pub blip: String,
+    /// BLIP preprocessing (`hf` or `seed`).
+    pub blip_preprocess: String,
+    /// img2img strength.
+    pub strength: f64,
+    /// Classifier-free guidance scale.
+    pub guidance: f64,
+    /// Scheduler steps before the strength cut.
+    pub steps: usize,
+    /// `pndm` or `ddim`.
+    pub scheduler: String,
+    /// `sample` or `argmax`.
+    pub latent_mode: String,
+    /// Base seed (sample `i` uses `seed + row`).
+    pub seed: u64,
+    /// Checkpoint step of the low-level images the captions and images came from.
+    pub step: u64,
+}
+
 impl RunPaths {
     /// `eval/<split>.json`.
     pub fn eval(&self, split: EvalSplit) -> PathBuf {

@@ -213,3 +213,11 @@ pub fn img2img(
     let decoded = sd.vae.model.decode(latents.div_scalar(sd.vae.config.scaling_factor as f32)); // [1, 3, H, W]
     Ok(decoded.div_scalar(2.0).add_scalar(0.5).clamp(0.0, 1.0))
 }
+
+/// The ported `UNet2DConditionModel` is the pipeline's noise predictor (one timestep shared by
+/// the `[uncond, text]` batch).
+impl NoisePredictor for crate::models::unet::UNet2DConditionModel {
+    fn predict(&self, latents: Tensor<4>, timestep: f32, context: Tensor<3>) -> Tensor<4> {
+        self.forward(latents, timestep, context) // [b, 4, h, w]
+    }
+}

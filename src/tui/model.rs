@@ -450,11 +450,9 @@ impl ReconSample {
         self.files.iter().find(|(k, _)| k == kind).map(|(_, p)| p)
     }
 
-    /// The low-level reconstruction (`lowlevel`, or `vae` of older runs).
+    /// The low-level reconstruction (`sample-XX-lowlevel.png`).
     pub fn lowlevel(&self) -> Option<&PathBuf> {
-        crate::eval::human::recon_stems(crate::experiments::state::ReconKind::Lowlevel)
-            .iter()
-            .find_map(|k| self.file(k))
+        self.file(crate::experiments::state::recon::LOWLEVEL)
     }
 }
 

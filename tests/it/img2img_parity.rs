@@ -307,3 +307,42 @@ fn help_says_there_is_no_safety_checker() {
         &["No safety checker", "--latent-mode", "--posterior-noise", "38 UNet calls"],
     );
 }
+
+/// The whole pipeline with the ported UNet (no replay): diffusers' image within [`OUTPUT_TOL`].
+fn real_unet_case(case: &str) {
+    let device = brainscope::backend::default_device();
+    let unet = brainscope::models::unet::load_unet(&sd_dir().join("pipeline/unet"), &device)
+        .expect("load the fixture UNet")
+        .model;
+    let d = run_fixture_case(case, &unet);
+    eprintln!("img2img {case} with the ported UNet: output {d:.2e}");
+    assert!(d <= OUTPUT_TOL, "{case}: output image differs by {d}");
+}
+
+#[test]
+fn real_unet_pndm_sample_and_argmax() {
+    real_unet_case("pndm_sample");
+    real_unet_case("pndm_argmax");
+}
+
+#[test]
+fn real_unet_ddim_sample_and_argmax() {
+    real_unet_case("ddim_sample");
+    real_unet_case("ddim_argmax");
+}
+
+#[test]
+fn cli_runs_the_fixture_pipeline_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.png");
+    let input = sd_dir().join("input.png");
+    let args = base_args(&sd_dir().join("pipeline"), &input);
+    let mut cmd = Command::cargo_bin("brainscope").unwrap();
+    cmd.args(strs(&args)).arg("-o").arg(&out).arg("--steps").arg("4").arg("--seed").arg("7");
+    let assert = cmd.assert();
+    let output = assert.get_output();
+    assert!(output.status.success(), "img2img failed: {}", String::from_utf8_lossy(&output.stderr));
+    let (iw, ih) = image::image_dimensions(&input).unwrap();
+    let (ow, oh) = image::image_dimensions(&out).unwrap();
+    assert_eq!((ow, oh), (iw / 8 * 8, ih / 8 * 8), "output keeps the (multiple-of-8) input size");
+}

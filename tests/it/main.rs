@@ -27,6 +27,7 @@ mod metrics_tail;
 mod optim_adamw;
 mod optim_onecycle;
 mod probe;
+mod recon_cli;
 mod runs_control;
 mod scheduler_parity;
 mod slurm;
