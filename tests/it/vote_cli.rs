@@ -21,7 +21,7 @@ fn clip_fixture() -> String {
 /// A 32 px test image: stripes of period `period` in `colour` over a gradient.
 fn pattern(period: u32, colour: [u8; 3], noise: u8) -> RgbImage {
     RgbImage::from_fn(32, 32, |x, y| {
-        let on = (x / period + y / period) % 2 == 0;
+        let on = (x / period + y / period).is_multiple_of(2);
         let g = (x * 7 + y * 3) as u8;
         let n = ((x * 31 + y * 17) % 5) as u8 * noise;
         if on {
