@@ -48,10 +48,9 @@ fn n_clones_with_an_edited_seed_and_the_new_id_is_in_the_table() {
         rows.join("\n")
     );
     s.quit();
-    let cfg = brainscope::experiments::config::ExperimentConfig::load(
-        &dir.path().join("experiments/93"),
-    )
-    .unwrap();
+    let cfg =
+        brainscope::experiments::config::ExperimentConfig::load(&dir.path().join("experiments/93"))
+            .unwrap();
     assert_eq!((cfg.id, cfg.train.seed, cfg.data.roi_set.as_str()), (93, 5, "set3"));
 }
 

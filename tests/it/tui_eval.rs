@@ -132,8 +132,7 @@ fn columns_fit_the_width_and_v_switches_to_the_eval_set() {
     for set in [ColumnSet::Training, ColumnSet::Eval] {
         for width in [58u16, 78, 100, 160] {
             let cols = Column::fitting(set, width);
-            let used: u16 =
-                cols.iter().map(|c| c.width()).sum::<u16>() + cols.len() as u16 - 1;
+            let used: u16 = cols.iter().map(|c| c.width()).sum::<u16>() + cols.len() as u16 - 1;
             assert!(used <= width, "{set:?} at {width}: {used}");
             assert_eq!(cols[0], Column::Id);
         }
@@ -177,7 +176,9 @@ fn eval_columns_show_the_probe_record_else_val_and_sort() {
     app.apply(Action::SortBy(0));
     let s = stable(render(&mut app, 150, 20), &tmp);
     assert_eq!(app.columns, Column::ALL.to_vec());
-    assert!(s.contains("ROI") && s.contains("PIXCORR") && s.contains("WHERE") && s.contains("local"));
+    assert!(
+        s.contains("ROI") && s.contains("PIXCORR") && s.contains("WHERE") && s.contains("local")
+    );
     insta::assert_snapshot!("eval_columns_150x20", s);
 }
 
@@ -263,7 +264,8 @@ fn wait_until(app: &mut App, what: &str, mut cond: impl FnMut(&mut App) -> bool)
 fn e_runs_eval_in_the_background_and_shows_progress_then_numbers() {
     let tmp = project();
     let experiments = tmp.path().join("experiments");
-    let launcher = Launcher { exe: fake_eval(tmp.path(), false), experiments_dir: experiments.clone() };
+    let launcher =
+        Launcher { exe: fake_eval(tmp.path(), false), experiments_dir: experiments.clone() };
     let mut app = App::new(
         Project::open(&experiments, probe()),
         ImageCache::off(),
@@ -296,7 +298,8 @@ fn a_failed_eval_shows_its_error() {
     let tmp = project();
     let experiments = tmp.path().join("experiments");
     std::fs::write(experiments.join("go"), "").unwrap();
-    let launcher = Launcher { exe: fake_eval(tmp.path(), true), experiments_dir: experiments.clone() };
+    let launcher =
+        Launcher { exe: fake_eval(tmp.path(), true), experiments_dir: experiments.clone() };
     let mut app = App::new(
         Project::open(&experiments, probe()),
         ImageCache::off(),
@@ -408,7 +411,11 @@ fn compare_shows_per_sample_metrics_eval_numbers_and_the_winner() {
     let t = load_image01(&dir.join("sample-00-target.png")).unwrap();
     let r = load_image01(&dir.join("sample-00-lowlevel.png")).unwrap();
     let p = score_pair(t.view(), r.view(), Resize::ShortSide(425)).unwrap();
-    let expected = format!("r {} s {}", format!("{:.3}", p.pixcorr).replacen("0.", ".", 1), format!("{:.3}", p.ssim).replacen("0.", ".", 1));
+    let expected = format!(
+        "r {} s {}",
+        format!("{:.3}", p.pixcorr).replacen("0.", ".", 1),
+        format!("{:.3}", p.ssim).replacen("0.", ".", 1)
+    );
     assert!(s.contains(&expected), "94's image scores {expected}:\n{s}");
     assert!(s.contains("probe r .314 s .457"), "94's eval numbers:\n{s}");
     assert!(s.contains("94 ★ vote"), "{s}");
@@ -467,7 +474,8 @@ fn n_clones_through_the_form_refusing_bad_values_and_esc_writes_nothing() {
     app.apply(Action::Form(FormInput::Char('5')));
     app.apply(Action::Form(FormInput::Save));
     assert!(app.form.is_none(), "{:?}", app.form.as_ref().and_then(|f| f.error.clone()));
-    let cfg = brainscope::experiments::config::ExperimentConfig::load(&experiments.join("95")).unwrap();
+    let cfg =
+        brainscope::experiments::config::ExperimentConfig::load(&experiments.join("95")).unwrap();
     assert_eq!((cfg.id, cfg.train.seed, cfg.data.roi_set.as_str()), (95, 5, "set1"));
     assert_eq!(app.selected_experiment().unwrap().id, "95");
     let text = std::fs::read_to_string(experiments.join("95/experiment.toml")).unwrap();
@@ -513,10 +521,17 @@ fn s_asks_local_or_slurm_and_a_queued_job_blocks_a_local_start() {
     assert!(s.contains("slurm:4711"), "{s}");
     let s = render(&mut app, 80, 24);
     assert!(s.contains(" 100@"), "{s}");
-    if app.project.get("100").unwrap().state() == brainscope::experiments::state::RunState::Queued {
+    // Until Slurm answers (or where it cannot be asked) the job shows queued and `s` refuses a
+    // local start; a Slurm that answers it never heard of job 4711 shows it crashed instead.
+    let e = app.project.get("100").unwrap();
+    let (state, message) = (e.state(), e.run.message.clone());
+    assert!(message.contains("4711"), "{message}");
+    if state == brainscope::experiments::state::RunState::Queued {
         app.apply(Action::Start);
-        assert!(app.ask_where.is_none());
+        assert!(app.ask_where.is_none(), "no local-or-Slurm question for a queued job");
         let m = app.message.clone().unwrap();
         assert!(m.contains("queued as Slurm job 4711"), "{m}");
+    } else {
+        assert_eq!(state, brainscope::experiments::state::RunState::Crashed, "{message}");
     }
 }
