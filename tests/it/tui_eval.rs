@@ -521,10 +521,17 @@ fn s_asks_local_or_slurm_and_a_queued_job_blocks_a_local_start() {
     assert!(s.contains("slurm:4711"), "{s}");
     let s = render(&mut app, 80, 24);
     assert!(s.contains(" 100@"), "{s}");
-    if app.project.get("100").unwrap().state() == brainscope::experiments::state::RunState::Queued {
+    // Until Slurm answers (or where it cannot be asked) the job shows queued and `s` refuses a
+    // local start; a Slurm that answers it never heard of job 4711 shows it crashed instead.
+    let e = app.project.get("100").unwrap();
+    let (state, message) = (e.state(), e.run.message.clone());
+    assert!(message.contains("4711"), "{message}");
+    if state == brainscope::experiments::state::RunState::Queued {
         app.apply(Action::Start);
-        assert!(app.ask_where.is_none());
+        assert!(app.ask_where.is_none(), "no local-or-Slurm question for a queued job");
         let m = app.message.clone().unwrap();
         assert!(m.contains("queued as Slurm job 4711"), "{m}");
+    } else {
+        assert_eq!(state, brainscope::experiments::state::RunState::Crashed, "{message}");
     }
 }
