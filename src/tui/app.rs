@@ -394,6 +394,8 @@ pub struct App {
     pub columns: Vec<Column>,
     /// `brainscope eval` commands started with `e` (`None` without a launcher).
     pub evals: Option<EvalJobs>,
+    /// `R`: `brainscope recon` jobs started here (`None` where starting runs is disabled).
+    pub recons: Option<EvalJobs>,
     /// The open clone form (`n`).
     pub form: Option<crate::tui::form::CloneForm>,
     /// Experiment id waiting for the "local or Slurm?" answer (`s` where `sbatch` exists).
@@ -417,6 +419,9 @@ impl App {
         let (control_tx, control_rx) = mpsc::channel();
         let evals =
             launcher.as_ref().map(|l| EvalJobs::new(l.exe.clone(), l.experiments_dir.clone()));
+        let recons = launcher
+            .as_ref()
+            .map(|l| EvalJobs::for_command(l.exe.clone(), l.experiments_dir.clone(), "recon"));
         let slurm_available = launcher.is_some() && crate::cluster::slurm::Slurm::available();
         Self {
             project,
@@ -447,6 +452,7 @@ impl App {
             column_set: ColumnSet::Training,
             columns: Column::fitting(ColumnSet::Training, 78),
             evals,
+            recons,
             form: None,
             ask_where: None,
             slurm_available,
@@ -587,6 +593,7 @@ impl App {
                 ));
             }
             Action::Eval => self.eval_selected(),
+            Action::Recon => self.recon_selected(),
             Action::Clone => self.open_clone_form(),
             Action::Form(input) => self.form_input(input),
             Action::StartLocal | Action::StartSlurm => {
@@ -758,6 +765,22 @@ impl App {
         });
     }
 
+    /// `R`: `brainscope recon ID` (BLIP caption + SD img2img of the final low-level images) for
+    /// the selected experiment, in the background.
+    fn recon_selected(&mut self) {
+        let Some(id) = self.selected_experiment().map(|e| e.id.clone()) else { return };
+        let Some(jobs) = &mut self.recons else {
+            self.message = Some("running recon is disabled here".into());
+            return;
+        };
+        self.message = Some(match jobs.start(&id) {
+            Ok(()) => {
+                format!("guided reconstruction of {id} in the background (log: {id}/recon.log)…")
+            }
+            Err(e) => e,
+        });
+    }
+
     fn ask_stop_selected(&mut self) {
         let Some(e) = self.selected_experiment() else { return };
         if e.state() != RunState::Running {
@@ -912,16 +935,18 @@ impl App {
             changed = true;
         }
         changed |= self.sample_metrics.collect();
-        if let Some(jobs) = &mut self.evals
-            && jobs.any_running()
-        {
+        for jobs in [&mut self.evals, &mut self.recons].into_iter().flatten() {
+            if !jobs.any_running() {
+                continue;
+            }
             let (ended, moved) = jobs.poll();
             changed |= moved || !ended.is_empty();
+            let command = jobs.command();
             for (id, how) in ended {
                 self.project.refresh();
                 self.message = Some(match how {
-                    Finished::Ok => format!("eval of {id} done"),
-                    Finished::Failed(why) => format!("eval of {id} failed: {why}"),
+                    Finished::Ok => format!("{command} of {id} done"),
+                    Finished::Failed(why) => format!("{command} of {id} failed: {why}"),
                 });
             }
         }

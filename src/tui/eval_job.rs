@@ -1,7 +1,8 @@
-//! `e` in the console: `brainscope eval ID` in the background, as a child process of this same
-//! binary with its stderr (the progress) in `experiments/<id>/eval.log`. The console shows the
-//! last progress line while it runs, a marker in the table, and the numbers (re-read from
-//! `eval/<split>.json` by the registry's reader) or the error when it ends.
+//! `e` and `R` in the console: `brainscope eval ID` / `brainscope recon ID` in the background, as
+//! a child process of this same binary with its stderr (the progress) in
+//! `experiments/<id>/<command>.log`. The console shows the last progress line while it runs, a
+//! marker in the table, and the results (re-read from `eval/<split>.json` and
+//! `recon/final-<split>/` by the registry's reader) or the error when it ends.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -11,6 +12,8 @@ use std::time::Instant;
 
 /// File inside the experiment folder receiving the eval command's stderr.
 pub const EVAL_LOG: &str = "eval.log";
+/// File inside the experiment folder receiving the recon command's stderr.
+pub const RECON_LOG: &str = "recon.log";
 
 /// Bytes read from the end of `eval.log` for its last line.
 const TAIL_BYTES: u64 = 4096;
@@ -33,10 +36,11 @@ pub enum Finished {
     Failed(String),
 }
 
-/// The eval commands started from this console.
+/// The eval (or recon) commands started from this console.
 #[derive(Debug)]
 pub struct EvalJobs {
     exe: PathBuf,
+    command: &'static str,
     experiments_dir: PathBuf,
     running: BTreeMap<String, Running>,
     finished: BTreeMap<String, Finished>,
@@ -49,8 +53,15 @@ pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200
 impl EvalJobs {
     /// Jobs that run `exe eval ID --dir experiments_dir`.
     pub fn new(exe: PathBuf, experiments_dir: PathBuf) -> Self {
+        Self::for_command(exe, experiments_dir, "eval")
+    }
+
+    /// Jobs that run `exe <command> ID --dir experiments_dir` (`eval` or `recon`), with stderr
+    /// in `<id>/<command>.log`.
+    pub fn for_command(exe: PathBuf, experiments_dir: PathBuf, command: &'static str) -> Self {
         Self {
             exe,
+            command,
             experiments_dir,
             running: BTreeMap::new(),
             finished: BTreeMap::new(),
@@ -61,14 +72,15 @@ impl EvalJobs {
     /// Start `brainscope eval id` unless one runs already; the error says why it could not
     /// start (the log file or the process).
     pub fn start(&mut self, id: &str) -> Result<(), String> {
+        let command = self.command;
         if self.running.contains_key(id) {
-            return Err(format!("eval of {id} is already running"));
+            return Err(format!("{command} of {id} is already running"));
         }
-        let log = self.experiments_dir.join(id).join(EVAL_LOG);
+        let log = self.experiments_dir.join(id).join(format!("{command}.log"));
         let file = std::fs::File::create(&log)
             .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
         let child = Command::new(&self.exe)
-            .arg("eval")
+            .arg(command)
             .arg(id)
             .arg("--dir")
             .arg(&self.experiments_dir)
@@ -76,7 +88,7 @@ impl EvalJobs {
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .map_err(|e| format!("cannot run {} eval {id}: {e}", self.exe.display()))?;
+            .map_err(|e| format!("cannot run {} {command} {id}: {e}", self.exe.display()))?;
         self.finished.remove(id);
         let progress = "starting…".to_string();
         self.running.insert(id.into(), Running { child, log, started: Instant::now(), progress });
@@ -117,7 +129,12 @@ impl EvalJobs {
         (ended, moved)
     }
 
-    /// Whether an eval of `id` runs now.
+    /// The subcommand these jobs run (`eval` or `recon`).
+    pub fn command(&self) -> &'static str {
+        self.command
+    }
+
+    /// Whether a job for `id` runs now.
     pub fn is_running(&self, id: &str) -> bool {
         self.running.contains_key(id)
     }

@@ -104,6 +104,8 @@ pub enum Action {
     Compare,
     /// Run `brainscope eval` on the selected experiment in the background.
     Eval,
+    /// Run `brainscope recon` (guided reconstruction) on the selected experiment in the background.
+    Recon,
     /// Switch which columns the table keeps when not all fit (training / evaluation).
     Columns,
     /// Clone the selected experiment through an edit form.
@@ -305,8 +307,12 @@ pub const GROUPS: &[Group] = &[
                 help: "2-AFC rating / compare",
             },
             Binding {
-                keys: &[(C(K::Char('e')), A::Eval), (C(K::Char('n')), A::Clone)],
-                help: "run eval / clone",
+                keys: &[
+                    (C(K::Char('e')), A::Eval),
+                    (C(K::Char('R')), A::Recon),
+                    (C(K::Char('n')), A::Clone),
+                ],
+                help: "run eval / recon / clone",
             },
             Binding { keys: &[(C(K::Char('v')), A::Columns)], help: "training / eval columns" },
         ],
@@ -332,7 +338,10 @@ pub const GROUPS: &[Group] = &[
                 ],
                 help: "log y / x / chart",
             },
-            Binding { keys: &[(C(K::Char('e')), A::Eval)], help: "eval in background" },
+            Binding {
+                keys: &[(C(K::Char('e')), A::Eval), (C(K::Char('R')), A::Recon)],
+                help: "eval / recon in background",
+            },
             Binding {
                 keys: &[
                     (C(K::Char('[')), A::EpochPrev),

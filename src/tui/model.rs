@@ -442,6 +442,8 @@ pub struct ReconSample {
     pub image: Option<String>,
     /// `(kind, path)` in [`RECON_KINDS`] order (unknown kinds last).
     pub files: Vec<(String, PathBuf)>,
+    /// The BLIP caption that prompted the high-level image (`sample-XX-caption.txt`).
+    pub caption: Option<String>,
 }
 
 impl ReconSample {
@@ -479,7 +481,12 @@ impl ReconSet {
                 samples.entry(sample).or_default().files.push((kind, e.path()));
             }
         }
-        for v in samples.values_mut() {
+        for (&i, v) in samples.iter_mut() {
+            v.caption =
+                std::fs::read_to_string(path.join(crate::experiments::state::caption_file_name(i)))
+                    .ok()
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty());
             v.files.sort_by_key(|(k, _)| {
                 RECON_KINDS.iter().position(|x| x == k).unwrap_or(RECON_KINDS.len())
             });

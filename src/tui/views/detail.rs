@@ -94,6 +94,19 @@ pub fn eval_lines(app: &App, e: &Experiment) -> Vec<Line<'static>> {
         head.push(Span::styled(format!(" failed: {why}"), t.warn()));
         lines.push(Line::from(std::mem::take(&mut head)));
     }
+    if let Some(jobs) = app.recons.as_ref() {
+        if let Some((progress, secs)) = jobs.progress(&e.id) {
+            lines.push(Line::from(vec![
+                Span::styled(" recon", t.accent()),
+                Span::styled(format!(" running {}: {progress}", fmt_duration(secs)), t.warn()),
+            ]));
+        } else if let Some(crate::tui::eval_job::Finished::Failed(why)) = jobs.finished(&e.id) {
+            lines.push(Line::from(vec![
+                Span::styled(" recon", t.accent()),
+                Span::styled(format!(" failed: {why}"), t.warn()),
+            ]));
+        }
+    }
     if let Some(err) = &e.run.eval_error {
         let mut l = if head.is_empty() { vec![Span::raw(" ")] } else { std::mem::take(&mut head) };
         l.push(Span::styled(format!(" {err}"), t.warn()));
@@ -481,8 +494,41 @@ fn log_tail(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     f.render_widget(Paragraph::new(text).block(block), area);
 }
 
+/// The final probe reconstructions with high-level images (`brainscope recon`): target |
+/// low-level | high-level, the caption below. `None` when there are none.
+fn final_recon(app: &App, idx: usize) -> Option<crate::tui::model::ReconSet> {
+    let set = app.project.experiments[idx].recon_set(crate::tui::model::ReconFolder::Final(
+        crate::experiments::state::EvalSplit::Probe,
+    ));
+    let high = crate::experiments::state::recon::HIGHLEVEL;
+    set.samples.values().any(|s| s.file(high).is_some()).then_some(set)
+}
+
 fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
     let t = app.theme;
+    if app.recon_epoch.is_none()
+        && let Some(set) = final_recon(app, idx)
+    {
+        let keys: Vec<usize> = set.samples.keys().copied().collect();
+        app.sample = app.sample.min(keys.len() - 1);
+        let sample = &set.samples[&keys[app.sample]];
+        let title = format!(
+            "recon · final probe (eval + recon) · sample {}/{} · [ for epochs",
+            app.sample + 1,
+            keys.len()
+        );
+        let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        let [images, caption] =
+            Layout::vertical([Constraint::Min(2), Constraint::Length(1)]).areas(inner);
+        let files = sample.files.clone();
+        let text =
+            sample.caption.as_deref().map_or("(no caption)".to_string(), |c| format!("\"{c}\""));
+        image_row(f, images, app, &files, None);
+        f.render_widget(Paragraph::new(text).alignment(Alignment::Center).style(t.dim()), caption);
+        return;
+    }
     let epochs = app.project.experiments[idx].recon_epochs.clone();
     let shown = app.shown_epoch();
     let Some(epoch) = shown else {
