@@ -82,7 +82,7 @@ mod tests {
     fn sinusoids_follow_diffusers_layout() {
         let device = crate::backend::default_device();
         let e = timestep_embedding(&[0.0, 2.0], 5, true, 1.0, &device);
-        let v: Vec<f32> = e.into_data().to_vec().unwrap();
+        let v: Vec<f32> = e.into_data().try_to_vec().unwrap();
         // half = 2, freqs = [1, exp(-ln(1e4) / 1)] = [1, 1e-4].
         let want = [
             1.0,
