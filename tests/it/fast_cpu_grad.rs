@@ -299,10 +299,10 @@ fn lowlevel_model_gradients_match_pytorch() {
             got.clone().try_to_vec::<f32>().unwrap(),
             expected.clone().try_to_vec::<f32>().unwrap(),
         );
-        // Relative to the largest reference magnitude, floored at 1e-5: the attention's key
+        // Relative to the largest reference magnitude, floored at 1e-4: the attention's key
         // bias has an exactly-zero gradient (softmax ignores a shift shared by all keys), which
         // both sides give as rounding noise of order 1e-9.
-        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-5);
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-4);
         let err = got.iter().zip(&expected).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
         assert!(err <= TOLERANCE, "gradient of {key}: relative error {err} (scale {scale})");
     }
