@@ -267,7 +267,6 @@ fn lowlevel_model_gradients_match_pytorch() {
             upsampler_channels: meta.block_out.clone(),
             dropout_in: 0.0,
             dropout_block: 0.0,
-            ..LowLevelWidths::default()
         })
         .with_proj_size(meta.s)
         .with_norm_groups(meta.groups);
