@@ -267,7 +267,6 @@ fn lowlevel_model_gradients_match_pytorch() {
             upsampler_channels: meta.block_out.clone(),
             dropout_in: 0.0,
             dropout_block: 0.0,
-            ..LowLevelWidths::default()
         })
         .with_proj_size(meta.s)
         .with_norm_groups(meta.groups);
@@ -294,10 +293,15 @@ fn lowlevel_model_gradients_match_pytorch() {
     assert_eq!(ours.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>());
     for (key, expected) in &reference {
         let got = &ours[key];
-        assert_eq!(got.shape, expected.shape, "{key}");
-        let (got, expected) =
-            (got.clone().to_vec::<f32>().unwrap(), expected.clone().to_vec::<f32>().unwrap());
-        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+        assert_eq!(got.shape(), expected.shape(), "{key}");
+        let (got, expected) = (
+            got.clone().try_to_vec::<f32>().unwrap(),
+            expected.clone().try_to_vec::<f32>().unwrap(),
+        );
+        // Relative to the largest reference magnitude, floored at 1e-4: the attention's key
+        // bias has an exactly-zero gradient (softmax ignores a shift shared by all keys), which
+        // both sides give as rounding noise of order 1e-9.
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-4);
         let err = got.iter().zip(&expected).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
         assert!(err <= TOLERANCE, "gradient of {key}: relative error {err} (scale {scale})");
     }
