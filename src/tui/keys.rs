@@ -312,7 +312,7 @@ pub const GROUPS: &[Group] = &[
                     (C(K::Char('R')), A::Recon),
                     (C(K::Char('n')), A::Clone),
                 ],
-                help: "run eval / recon / clone",
+                help: "eval / recon / clone",
             },
             Binding { keys: &[(C(K::Char('v')), A::Columns)], help: "training / eval columns" },
         ],
@@ -340,7 +340,7 @@ pub const GROUPS: &[Group] = &[
             },
             Binding {
                 keys: &[(C(K::Char('e')), A::Eval), (C(K::Char('R')), A::Recon)],
-                help: "eval / recon in background",
+                help: "run eval / recon",
             },
             Binding {
                 keys: &[

@@ -338,7 +338,14 @@ fn cli_runs_the_fixture_pipeline_end_to_end() {
     let input = sd_dir().join("input.png");
     let args = base_args(&sd_dir().join("pipeline"), &input);
     let mut cmd = Command::cargo_bin("brainscope").unwrap();
-    cmd.args(strs(&args)).arg("-o").arg(&out).arg("--steps").arg("4").arg("--seed").arg("7");
+    cmd.arg("img2img")
+        .args(strs(&args))
+        .arg("-o")
+        .arg(&out)
+        .arg("--steps")
+        .arg("4")
+        .arg("--seed")
+        .arg("7");
     let assert = cmd.assert();
     let output = assert.get_output();
     assert!(output.status.success(), "img2img failed: {}", String::from_utf8_lossy(&output.stderr));

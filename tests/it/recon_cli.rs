@@ -37,7 +37,7 @@ impl Project {
         let dir = self.experiments.join(id);
         let fin = dir.join("recon/final-probe");
         std::fs::create_dir_all(&fin).unwrap();
-        std::fs::write(dir.join("experiment.toml"), format!("id = {id}\n")).unwrap();
+        std::fs::write(dir.join("experiment.toml"), experiment_toml(id)).unwrap();
         let mut index = Vec::new();
         for s in 0..n {
             image(s as u32).save(fin.join(format!("sample-{s:02}-target.png"))).unwrap();
@@ -65,6 +65,13 @@ impl Project {
             COMMAND_LIMIT,
         )
     }
+}
+
+/// The repository's experiment 92 (demo data) under another id: recon only reads its folder.
+fn experiment_toml(id: &str) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/92/experiment.toml");
+    let text = std::fs::read_to_string(repo).unwrap();
+    text.replacen("id = 92\n", &format!("id = {id}\n"), 1)
 }
 
 fn stderr(o: &Output) -> String {
@@ -156,7 +163,7 @@ fn recon_bad_input_names_the_fix_and_writes_nothing() {
     let p = Project::new();
     // No final folder yet: say that eval makes it.
     std::fs::create_dir_all(p.experiments.join("92")).unwrap();
-    std::fs::write(p.experiments.join("92/experiment.toml"), "id = 92\n").unwrap();
+    std::fs::write(p.experiments.join("92/experiment.toml"), experiment_toml("92")).unwrap();
     let out = p.recon("92", &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("brainscope eval 92 --split probe"), "{}", stderr(&out));
