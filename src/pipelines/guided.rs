@@ -272,8 +272,9 @@ pub fn guided_reconstruction(
             let caption = std::fs::read_to_string(caption_path(i)).unwrap_or_default();
             GuidedSample { sample: i, row, caption: caption.trim().to_string(), reused: true }
         } else {
-            let pixels = preprocess::load_pixel_values(&processor, &[low.clone()], device)
-                .map_err(BlipError::from)?; // [1, 3, S, S]
+            let pixels =
+                preprocess::load_pixel_values(&processor, std::slice::from_ref(&low), device)
+                    .map_err(BlipError::from)?; // [1, 3, S, S]
             let raw = blip.caption(pixels, None, &GenerateOptions::default())?;
             let caption = strip_blurry(&raw[0].text);
             let image = preprocess_image(&low, sd.vae_scale_factor() as u32, device)?; // [1,3,H,W]
