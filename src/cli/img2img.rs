@@ -21,21 +21,10 @@ Randomness: --noise (add_noise's noise) and --posterior-noise (the eps of the po
 
 No safety checker is run: outputs are not filtered.";
 
-/// Arguments of `brainscope img2img`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Hub pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
-    #[arg(long)]
-    pub sd: PathBuf,
-    /// Input image (PNG or JPEG).
-    #[arg(long)]
-    pub image: PathBuf,
-    /// The prompt.
-    #[arg(long)]
-    pub prompt: String,
-    /// The negative prompt (default: empty, as diffusers).
-    #[arg(long, default_value = "")]
-    pub negative: String,
+/// The img2img settings `img2img` and `recon` share, with the paper's defaults (strength 0.75,
+/// guidance 6, 50 PNDM steps).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffusionArgs {
     /// Noise strength in (0, 1].
     #[arg(long, default_value_t = 0.75)]
     pub strength: f64,
@@ -51,9 +40,30 @@ pub struct Args {
     /// Posterior sample (diffusers' default) or its mode.
     #[arg(long, value_enum, default_value_t = LatentMode::Sample)]
     pub latent_mode: LatentMode,
-    /// Seed of our ChaCha8 generator for the noise not injected.
+    /// Seed of our ChaCha8 generator for the noise not injected (`recon`: plus each sample's
+    /// dataset row).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Arguments of `brainscope img2img`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Hub pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+    #[arg(long)]
+    pub sd: PathBuf,
+    /// Input image (PNG or JPEG).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// The prompt.
+    #[arg(long)]
+    pub prompt: String,
+    /// The negative prompt (default: empty, as diffusers).
+    #[arg(long, default_value = "")]
+    pub negative: String,
+    /// Strength, guidance, steps, scheduler, latent mode, seed.
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
     /// add_noise's noise, float32 npy [1, 4, H/8, W/8].
     #[arg(long)]
     pub noise: Option<PathBuf>,
@@ -78,7 +88,7 @@ pub fn load_noise_predictor(
 
 /// Run `brainscope img2img`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    img2img_start(args.steps, args.strength)?;
+    img2img_start(args.diffusion.steps, args.diffusion.strength)?;
     if args.output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref()
         != Some("png")
     {
@@ -89,11 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pipeline = SdPipeline::load(&args.sd, &device)?;
     // The scheduler's own checks (steps <= num_train_timesteps, config values) before any work.
     Scheduler::from_config(
-        args.scheduler,
+        args.diffusion.scheduler,
         &pipeline.scheduler_config,
         Some(args.sd.join("scheduler/scheduler_config.json")),
     )?
-    .set_img2img_timesteps(args.steps, args.strength)?;
+    .set_img2img_timesteps(args.diffusion.steps, args.diffusion.strength)?;
     let factor = pipeline.vae_scale_factor();
     let image = preprocess_image(&args.image, factor as u32, &device)?; // [1, 3, H, W]
     let [_, _, h, w] = image.dims();
@@ -102,22 +112,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         path.as_ref().map(|p| read_noise(p, what, shape, factor, &device)).transpose()
     };
     let randomness = Randomness {
-        seed: args.seed,
+        seed: args.diffusion.seed,
         noise: read(&args.noise, "noise")?,
         posterior_noise: read(&args.posterior_noise, "posterior noise")?,
     };
-    if randomness.posterior_noise.is_some() && args.latent_mode == LatentMode::Argmax {
+    if randomness.posterior_noise.is_some() && args.diffusion.latent_mode == LatentMode::Argmax {
         anyhow::bail!("--posterior-noise is only used with --latent-mode sample");
     }
     let unet = load_noise_predictor(&args.sd, &device)?;
     let options = Img2ImgOptions {
         prompt: args.prompt,
         negative_prompt: args.negative,
-        strength: args.strength,
-        guidance_scale: args.guidance,
-        steps: args.steps,
-        scheduler: args.scheduler,
-        latent_mode: args.latent_mode,
+        strength: args.diffusion.strength,
+        guidance_scale: args.diffusion.guidance,
+        steps: args.diffusion.steps,
+        scheduler: args.diffusion.scheduler,
+        latent_mode: args.diffusion.latent_mode,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

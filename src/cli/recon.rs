@@ -8,9 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::experiments::registry::find;
 use crate::experiments::state::EvalSplit;
 use crate::models::blip::Preprocess;
-use crate::pipelines::LatentMode;
 use crate::pipelines::guided::{GuidedRequest, guided_reconstruction};
-use crate::schedulers::{SchedulerKind, img2img_start};
+use crate::schedulers::img2img_start;
 
 /// The SD pipeline folder looked for when `--sd` is not given, relative to the project folder.
 pub const DEFAULT_SD: &str = "weights/stable-diffusion-v1-5";
@@ -62,24 +61,9 @@ pub struct Args {
     /// BLIP's pixels: hf (BlipImageProcessor) or seed (what the paper's code fed: raw 0-255).
     #[arg(long, value_enum, default_value_t = Preprocess::Hf)]
     pub blip_preprocess: Preprocess,
-    /// img2img strength in (0, 1].
-    #[arg(long, default_value_t = 0.75)]
-    pub strength: f64,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 6.0)]
-    pub guidance: f64,
-    /// Scheduler steps before the strength cut.
-    #[arg(long, default_value_t = 50)]
-    pub steps: usize,
-    /// Scheduler: the pipeline's PNDM (the paper's) or DDIM.
-    #[arg(long, value_enum, default_value_t = SchedulerKind::Pndm)]
-    pub scheduler: SchedulerKind,
-    /// Posterior sample (diffusers' default) or its mode.
-    #[arg(long, value_enum, default_value_t = LatentMode::Sample)]
-    pub latent_mode: LatentMode,
-    /// Base seed of the noise (sample of dataset row r uses seed + r).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Strength, guidance, steps, scheduler, latent mode, seed (as `brainscope img2img`).
+    #[command(flatten)]
+    pub diffusion: crate::cli::img2img::DiffusionArgs,
     /// Remake every high-level image of the selected samples.
     #[arg(long)]
     pub restart: bool,
@@ -101,7 +85,7 @@ fn resolve(given: Option<&Path>, experiments_dir: &Path, default: &str) -> PathB
 
 /// Run `brainscope recon`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    img2img_start(args.steps, args.strength)?;
+    img2img_start(args.diffusion.steps, args.diffusion.strength)?;
     let (experiment_dir, _) = find(&args.dir, &args.id)?;
     if args.limit == Some(0) {
         anyhow::bail!("--limit 0 leaves no sample: give --limit 1 or more, or leave it out");
@@ -114,12 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sd: resolve(args.sd.as_deref(), &args.dir, DEFAULT_SD),
         blip: resolve(args.blip.as_deref(), &args.dir, DEFAULT_BLIP),
         blip_preprocess: args.blip_preprocess,
-        strength: args.strength,
-        guidance: args.guidance,
-        steps: args.steps,
-        scheduler: args.scheduler,
-        latent_mode: args.latent_mode,
-        seed: args.seed,
+        strength: args.diffusion.strength,
+        guidance: args.diffusion.guidance,
+        steps: args.diffusion.steps,
+        scheduler: args.diffusion.scheduler,
+        latent_mode: args.diffusion.latent_mode,
+        seed: args.diffusion.seed,
         restart: args.restart,
         device: args.device.device()?,
     };
