@@ -81,15 +81,21 @@ fn parse_resize(s: &str) -> Result<Resize, String> {
     s.parse::<Resize>().map_err(|e| e.to_string())
 }
 
+/// `given`, else `default` (a path like `weights/<name>`) under the project folder: the parent
+/// of the experiments folder. The one place the CLI finds the default weights folders.
+pub fn project_weights(given: Option<&Path>, experiments_dir: &Path, default: &str) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.to_path_buf();
+    }
+    let project = experiments_dir.parent().filter(|p| !p.as_os_str().is_empty());
+    project.unwrap_or(Path::new(".")).join(default)
+}
+
 /// `--clip`, else the project's `weights/clip-vit-large-patch14` when it exists (the project is
 /// the parent of the experiments folder). `None` when neither.
 pub fn resolve_clip(clip: Option<&Path>, experiments_dir: &Path) -> Option<PathBuf> {
-    if let Some(dir) = clip {
-        return Some(dir.to_path_buf());
-    }
-    let project = experiments_dir.parent().filter(|p| !p.as_os_str().is_empty());
-    let default = project.unwrap_or(Path::new(".")).join(DEFAULT_CLIP);
-    default.is_dir().then_some(default)
+    let dir = project_weights(clip, experiments_dir, DEFAULT_CLIP);
+    (clip.is_some() || dir.is_dir()).then_some(dir)
 }
 
 /// Run `brainscope eval`.

@@ -1,10 +1,11 @@
 //! `brainscope recon ID [--split probe|val] [--limit N] [--sd DIR] [--blip DIR] ...`: the paper's
 //! guided reconstruction (library: [`crate::pipelines::guided`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::eval::project_weights;
 use crate::experiments::registry::find;
 use crate::experiments::state::EvalSplit;
 use crate::models::blip::Preprocess;
@@ -75,14 +76,6 @@ pub struct Args {
     pub device: crate::cli::device_arg::DeviceArg,
 }
 
-/// `given`, else `default` under the project folder (the parent of the experiments folder).
-fn resolve(given: Option<&Path>, experiments_dir: &Path, default: &str) -> PathBuf {
-    given.map(Path::to_path_buf).unwrap_or_else(|| {
-        let project = experiments_dir.parent().filter(|p| !p.as_os_str().is_empty());
-        project.unwrap_or(Path::new(".")).join(default)
-    })
-}
-
 /// Run `brainscope recon`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     img2img_start(args.diffusion.steps, args.diffusion.strength)?;
@@ -95,8 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         id: args.id.clone(),
         split: args.split,
         limit: args.limit,
-        sd: resolve(args.sd.as_deref(), &args.dir, DEFAULT_SD),
-        blip: resolve(args.blip.as_deref(), &args.dir, DEFAULT_BLIP),
+        sd: project_weights(args.sd.as_deref(), &args.dir, DEFAULT_SD),
+        blip: project_weights(args.blip.as_deref(), &args.dir, DEFAULT_BLIP),
         blip_preprocess: args.blip_preprocess,
         strength: args.diffusion.strength,
         guidance: args.diffusion.guidance,

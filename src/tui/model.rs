@@ -442,8 +442,6 @@ pub struct ReconSample {
     pub image: Option<String>,
     /// `(kind, path)` in [`RECON_KINDS`] order (unknown kinds last).
     pub files: Vec<(String, PathBuf)>,
-    /// The BLIP caption that prompted the high-level image (`sample-XX-caption.txt`).
-    pub caption: Option<String>,
 }
 
 impl ReconSample {
@@ -481,12 +479,7 @@ impl ReconSet {
                 samples.entry(sample).or_default().files.push((kind, e.path()));
             }
         }
-        for (&i, v) in samples.iter_mut() {
-            v.caption =
-                std::fs::read_to_string(path.join(crate::experiments::state::caption_file_name(i)))
-                    .ok()
-                    .map(|c| c.trim().to_string())
-                    .filter(|c| !c.is_empty());
+        for v in samples.values_mut() {
             v.files.sort_by_key(|(k, _)| {
                 RECON_KINDS.iter().position(|x| x == k).unwrap_or(RECON_KINDS.len())
             });
@@ -511,6 +504,14 @@ impl ReconSet {
             }
         }
         Self { folder, path, split, samples }
+    }
+
+    /// The BLIP caption that prompted sample `index`'s high-level image
+    /// (`sample-XX-caption.txt`), read when asked: only the shown sample's.
+    pub fn caption(&self, index: usize) -> Option<String> {
+        let file = self.path.join(crate::experiments::state::caption_file_name(index));
+        let text = std::fs::read_to_string(file).ok()?;
+        Some(text.trim().to_string()).filter(|c| !c.is_empty())
     }
 
     /// Whether these are probe-set images (the same rows in every experiment).

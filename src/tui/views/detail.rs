@@ -512,6 +512,7 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         let keys: Vec<usize> = set.samples.keys().copied().collect();
         app.sample = app.sample.min(keys.len() - 1);
         let sample = &set.samples[&keys[app.sample]];
+        let caption = set.caption(keys[app.sample]);
         let title = format!(
             "recon · final probe (eval + recon) · sample {}/{} · [ for epochs",
             app.sample + 1,
@@ -520,13 +521,15 @@ fn recon(f: &mut Frame, area: Rect, app: &mut App, idx: usize) {
         let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent()));
         let inner = block.inner(area);
         f.render_widget(block, area);
-        let [images, caption] =
+        let [images, caption_area] =
             Layout::vertical([Constraint::Min(2), Constraint::Length(1)]).areas(inner);
         let files = sample.files.clone();
-        let text =
-            sample.caption.as_deref().map_or("(no caption)".to_string(), |c| format!("\"{c}\""));
+        let text = caption.as_deref().map_or("(no caption)".to_string(), |c| format!("\"{c}\""));
         image_row(f, images, app, &files, None);
-        f.render_widget(Paragraph::new(text).alignment(Alignment::Center).style(t.dim()), caption);
+        f.render_widget(
+            Paragraph::new(text).alignment(Alignment::Center).style(t.dim()),
+            caption_area,
+        );
         return;
     }
     let epochs = app.project.experiments[idx].recon_epochs.clone();
