@@ -226,6 +226,51 @@ fn text_only_folder_gives_last_hidden_state_and_projection() {
     assert!(err.to_string().contains("text model only"), "{err}");
 }
 
+/// Rewrite a tower folder's weights as transformers 5's `CLIP{Text,Vision}ModelWithProjection
+/// .save_pretrained` does: only that tower's tensors, without the `<tower>_model.` prefix.
+fn strip_tower_prefix(dir: &Path, tower: &str) {
+    let file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let prefix = format!("{tower}_model.");
+    let projection = if tower == "text" { "text_projection." } else { "visual_projection." };
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(k, v)| match k.strip_prefix(&prefix) {
+            Some(rest) => Some((rest.to_string(), v)),
+            None => k.starts_with(projection).then_some((k, v)),
+        })
+        .collect();
+    assert!(kept.iter().all(|(k, _)| !k.contains("_model.")), "prefix left in {kept:?}");
+    safetensors::serialize_to_file(kept, &None, &file).unwrap();
+}
+
+#[test]
+fn unprefixed_tower_files_of_transformers_5_load_and_match() {
+    let device = brainscope::backend::default_device();
+    let tmp = tower_folder("gelu", "text", Some(6));
+    let dir = tmp.path().join("model");
+    strip_tower_prefix(&dir, "text");
+    let clip = clip::load_clip(&dir, ClipParts::Text, &device).unwrap();
+    let ids = int_tensor(&dir.join("input_ids.npy"), &device);
+    let last = clip.text_model().unwrap().forward(ids.clone(), None).last_hidden_state;
+    let d = max_abs_diff(last, tensor(&dir.join("expected_last_hidden_state.npy"), &device));
+    assert!(d <= TOL, "unprefixed text tower last_hidden_state differs by {d}");
+    let feats = clip.get_text_features(ids, None).unwrap();
+    let d = max_abs_diff(feats, tensor(&dir.join("expected_text_features.npy"), &device));
+    assert!(d <= TOL, "unprefixed text projection differs by {d}");
+
+    let tmp = tower_folder("quick_gelu", "vision", Some(10));
+    let dir = tmp.path().join("model");
+    strip_tower_prefix(&dir, "vision");
+    let clip = clip::load_clip(&dir, ClipParts::Vision, &device).unwrap();
+    let feats =
+        clip.get_image_features(tensor(&dir.join("input_pixel_values.npy"), &device)).unwrap();
+    let d = max_abs_diff(feats, tensor(&dir.join("expected_image_features.npy"), &device));
+    assert!(d <= TOL, "unprefixed vision tower features differ by {d}");
+}
+
 #[test]
 fn vision_only_folder_asked_for_text_says_so() {
     let device = brainscope::backend::default_device();

@@ -177,6 +177,30 @@ impl Project {
     }
 }
 
+/// experiment.toml of the untrained e2e experiment 92 (data root that does not exist).
+pub const UNTRAINED_TOML: &str = r#"id = 92
+description = "tiny e2e experiment"
+
+[data]
+root = "no-data"
+roi_set = "set3"
+vae = "weights/demo/vae"
+
+[train]
+seed = 3
+batch_size = 16
+epochs = 2
+"#;
+
+/// A temporary project with one never-trained experiment 92 ([`UNTRAINED_TOML`]).
+pub fn untrained_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = dir.path().join("experiments").join("92");
+    std::fs::create_dir_all(&exp).unwrap();
+    std::fs::write(exp.join("experiment.toml"), UNTRAINED_TOML).unwrap();
+    dir
+}
+
 /// Whether process `pid` exists.
 pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

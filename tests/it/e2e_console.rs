@@ -2,33 +2,11 @@
 //! vt100. Opens the console on a temporary project, checks the table, quits with `q` (or is
 //! sent SIGTERM) and checks the terminal was restored (alternate screen left, cursor shown).
 
-use crate::common::{Session, WAIT, wait_child_within};
-
-const TOML: &str = r#"id = 92
-description = "tiny e2e experiment"
-
-[data]
-root = "no-data"
-roi_set = "set3"
-vae = "weights/demo/vae"
-
-[train]
-seed = 3
-batch_size = 16
-epochs = 2
-"#;
-
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = dir.path().join("experiments").join("92");
-    std::fs::create_dir_all(&exp).unwrap();
-    std::fs::write(exp.join("experiment.toml"), TOML).unwrap();
-    dir
-}
+use crate::common::{Session, WAIT, untrained_project, wait_child_within};
 
 #[test]
 fn opens_the_table_and_q_restores_the_terminal() {
-    let dir = project();
+    let dir = untrained_project();
     let mut s = Session::open(dir.path());
     s.wait_for(&["92", "· idle", "set3", "tiny e2e experiment"]);
     assert!(s.on_alternate_screen(), "the console uses the alternate screen");
@@ -41,7 +19,7 @@ fn opens_the_table_and_q_restores_the_terminal() {
 
 #[test]
 fn sigterm_restores_the_terminal() {
-    let dir = project();
+    let dir = untrained_project();
     let mut s = Session::open(dir.path());
     s.wait_for(&["92", "· idle"]);
     let pid = s.child.process_id().expect("child pid");
@@ -61,7 +39,7 @@ fn hangup_without_sighup_ends_the_console() {
     use std::io::Read;
     use std::time::Instant;
 
-    let dir = project();
+    let dir = untrained_project();
     let pair = native_pty_system()
         .openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })
         .unwrap();
@@ -129,7 +107,7 @@ fn hangup_without_sighup_ends_the_console() {
 /// `NO_COLOR` set: not one cell of the real terminal is coloured; without it, the state is.
 #[test]
 fn no_color_turns_every_colour_off() {
-    let dir = project();
+    let dir = untrained_project();
     let mut s = Session::open(dir.path());
     s.wait_for(&["92", "· idle"]);
     let default = vt100::Color::Default;

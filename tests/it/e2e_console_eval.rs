@@ -4,34 +4,12 @@
 //! `brainscope eval` in the background and its outcome is shown (on this never-trained
 //! experiment it fails, and the failure is on screen, not swallowed).
 
-use crate::common::Session;
+use crate::common::{Session, untrained_project};
 use brainscope::experiments::state::{EvalRecord, EvalSplit, RunPaths, write_atomic};
-
-const TOML: &str = r#"id = 92
-description = "tiny e2e experiment"
-
-[data]
-root = "no-data"
-roi_set = "set3"
-vae = "weights/demo/vae"
-
-[train]
-seed = 3
-batch_size = 16
-epochs = 2
-"#;
-
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = dir.path().join("experiments").join("92");
-    std::fs::create_dir_all(&exp).unwrap();
-    std::fs::write(exp.join("experiment.toml"), TOML).unwrap();
-    dir
-}
 
 #[test]
 fn n_clones_with_an_edited_seed_and_the_new_id_is_in_the_table() {
-    let dir = project();
+    let dir = untrained_project();
     let mut s = Session::open(dir.path());
     s.wait_for(&["92", "· idle"]);
     s.send("n");
@@ -56,7 +34,7 @@ fn n_clones_with_an_edited_seed_and_the_new_id_is_in_the_table() {
 
 #[test]
 fn an_eval_record_shows_in_the_columns_and_the_panel_and_e_reports_its_outcome() {
-    let dir = project();
+    let dir = untrained_project();
     let mut s = Session::open(dir.path());
     s.wait_for(&["92", "· idle"]);
     let record = EvalRecord {

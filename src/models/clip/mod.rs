@@ -46,6 +46,27 @@ pub fn clip_spec() -> WeightsSpec<'static> {
     }
 }
 
+/// Key remapping for a tower-only folder saved by transformers 5 (`CLIPTextModel` /
+/// `CLIPVisionModel.save_pretrained`), whose keys lack the `text_model.` / `vision_model.`
+/// prefix of the hub's `CLIPModel` and SD `text_encoder/` files. The projections keep their names.
+const TEXT_UNPREFIXED: &[(&str, &str)] =
+    &[(r"^(embeddings|encoder|final_layer_norm)\.", "text_model.$1.")];
+const VISION_UNPREFIXED: &[(&str, &str)] =
+    &[(r"^(embeddings|encoder|pre_layrnorm|post_layernorm)\.", "vision_model.$1.")];
+
+/// The remapping `load_clip` needs for a file whose tensors are `names`: none for the hub's
+/// prefixed layout, the prefix added for an unprefixed tower-only file.
+fn tower_remap(config: &ClipConfig, names: &[String]) -> &'static [(&'static str, &'static str)] {
+    let prefixed =
+        names.iter().any(|n| n.starts_with("text_model.") || n.starts_with("vision_model."));
+    match (&config.text, &config.vision) {
+        _ if prefixed => &[],
+        (Some(_), None) => TEXT_UNPREFIXED,
+        (None, Some(_)) => VISION_UNPREFIXED,
+        _ => &[],
+    }
+}
+
 /// Errors of loading and running CLIP.
 #[derive(Debug, thiserror::Error)]
 pub enum ClipError {
@@ -199,7 +220,8 @@ pub fn load_clip(dir: &Path, parts: ClipParts, device: &Device) -> Result<Clip, 
     }
     let want_text = parts != ClipParts::Vision;
     let want_vision = parts != ClipParts::Text;
-    let names = if config.projection_dim.is_none() { tensor_names(&file)? } else { Vec::new() };
+    let names = tensor_names(&file)?;
+    let spec = WeightsSpec { remap: tower_remap(&config, &names), ..clip_spec() };
     let projection = |key: &str, tower_dim: usize| match config.projection_dim {
         Some(d) => Some(d),
         None => names.iter().any(|n| n == key).then_some(tower_dim),
@@ -217,7 +239,7 @@ pub fn load_clip(dir: &Path, parts: ClipParts, device: &Device) -> Result<Clip, 
         vision,
     };
     let mut model = build.init(device);
-    weights::load_module_file(&mut model, &file, &clip_spec())?;
+    weights::load_module_file(&mut model, &file, &spec)?;
     Ok(Clip { model, config, dir: dir.into() })
 }
 
