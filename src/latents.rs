@@ -210,6 +210,32 @@ pub struct LatentJob {
     pub progress: bool,
 }
 
+impl LatentJob {
+    /// The latent cache every experiment on `subject` with VAE `vae` shares (the trainer's and
+    /// `eval`'s): posterior modes of the training images then the test images, in row order.
+    pub fn for_subject(
+        subject: &crate::data::algonauts::Subject,
+        vae: &Path,
+        progress: bool,
+    ) -> Self {
+        let mut images = subject.train_images().to_vec();
+        if let Some(test) = subject.test() {
+            images.extend(test.images.iter().cloned());
+        }
+        Self {
+            dataset: subject.dir().to_path_buf(),
+            images,
+            n_train: subject.n_train(),
+            vae: vae.to_path_buf(),
+            out: default_cache_path(subject.dir(), vae, LatentMode::Mode),
+            batch: 16,
+            mode: LatentMode::Mode,
+            image_size: None,
+            progress,
+        }
+    }
+}
+
 /// The image size to encode at: 512 for the SD 1.x VAE layout (as the paper did; some SD VAE
 /// configs say `sample_size` 256), else the config's `sample_size`.
 pub fn default_image_size(config: &AutoencoderKLConfig) -> u32 {

@@ -34,7 +34,7 @@ use crate::experiments::state::{
     recon_file_name, write_atomic,
 };
 use crate::imageio::{self, ImageIoError};
-use crate::latents::{LatentCache, LatentError, LatentJob, LatentMode, default_cache_path};
+use crate::latents::{LatentCache, LatentError, LatentJob};
 use crate::models::clip::ClipError;
 use crate::models::lowlevel::{LowLevelConfig, LowLevelError, LowLevelModel};
 use crate::models::vae::load_vae;
@@ -49,8 +49,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// The model file inside a checkpoint folder (written by the trainer's learner).
-pub const MODEL_FILE: &str = "model.safetensors";
+use crate::train::checkpoint::MODEL_FILE;
 
 /// Rows per low-level forward pass.
 const PREDICT_BATCH: usize = 32;
@@ -434,21 +433,7 @@ fn score(
     progress.inc(k);
 
     // Target latents: the trainer's cache (reused when up to date, else rebuilt).
-    let mut images = subject.train_images().to_vec();
-    if let Some(test) = subject.test() {
-        images.extend(test.images.iter().cloned());
-    }
-    let job = LatentJob {
-        dataset: subject.dir().to_path_buf(),
-        images,
-        n_train: subject.n_train(),
-        vae: vae_dir.to_path_buf(),
-        out: default_cache_path(subject.dir(), vae_dir, LatentMode::Mode),
-        batch: 16,
-        mode: LatentMode::Mode,
-        image_size: None,
-        progress: false,
-    };
+    let job = LatentJob::for_subject(subject, vae_dir, false);
     let built = crate::latents::ensure_latent_cache(&job, device)?;
     let cache = LatentCache::open(&built.path)?;
     let latent_shape = cache.shape();

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 pub const MANIFEST: &str = "manifest.json";
 /// Manifest format version.
 pub const FORMAT: u32 = 1;
+/// The low-level model's weights inside a checkpoint directory (the learner writes it, `eval` reads it).
+pub const MODEL_FILE: &str = "model.safetensors";
 /// Name of the symlink to the newest checkpoint.
 pub const LAST: &str = "last";
 /// Name of the symlink to the checkpoint with the best validation L1.

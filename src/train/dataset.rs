@@ -4,7 +4,7 @@
 use crate::data::algonauts::Subject;
 use crate::data::roi::{MaskMode, RoiSet, VoxelMask};
 use crate::experiments::config::{CONFIG_FILE, ExperimentConfig};
-use crate::latents::{LatentCache, LatentJob, LatentMode, default_cache_path, ensure_latent_cache};
+use crate::latents::{LatentCache, LatentJob, ensure_latent_cache};
 use crate::train::error::TrainError;
 use crate::train::trainer::Log;
 use burn::prelude::*;
@@ -76,22 +76,7 @@ impl Dataset {
         let width = mask.input_width();
         let fmri = subject.load_fmri(&mask, &rows)?.into_raw_vec_and_offset().0;
 
-        let mut images = subject.train_images().to_vec();
-        if let Some(test) = subject.test() {
-            images.extend(test.images.iter().cloned());
-        }
-        let latent_mode = LatentMode::Mode;
-        let job = LatentJob {
-            dataset: subject.dir().to_path_buf(),
-            images,
-            n_train: n,
-            vae: vae_dir.to_path_buf(),
-            out: default_cache_path(subject.dir(), vae_dir, latent_mode),
-            batch: 16,
-            mode: latent_mode,
-            image_size: None,
-            progress,
-        };
+        let job = LatentJob::for_subject(&subject, vae_dir, progress);
         log.line(&format!("latent cache {} (VAE {})", job.out.display(), vae_dir.display()));
         let built = ensure_latent_cache(&job, device)?;
         if let Some(reason) = &built.rebuilt_because {

@@ -13,7 +13,7 @@ use burn::tensor::TensorData;
 use std::path::Path;
 
 /// File names inside a checkpoint directory.
-const MODEL_FILE: &str = "model.safetensors";
+use super::checkpoint::MODEL_FILE;
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 /// Validation and reconstruction batch size (no gradients: larger than training batches).
