@@ -127,9 +127,10 @@ pub fn train_vae(
             let step_file = dir.join("step");
             let step_err = |source| TrainVaeError::Step { path: step_file.clone(), source };
             let text = std::fs::read_to_string(&step_file).map_err(step_err)?;
-            let step: usize = text.trim().parse().map_err(|e| {
-                step_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-            })?;
+            let step: usize = text
+                .trim()
+                .parse()
+                .map_err(|e| step_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
             // Loaded straight onto the autodiff device: the parameters keep their gradients.
             let model = super::load_vae(&dir.join("vae"), &ad)?.model;
             let optim = AdamW::load(&dir.join("adamw.safetensors"), &model)?;
