@@ -75,7 +75,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = crate::backend::device(&args.device)?;
     let config = ClipConfig::from_json(&sd15_text_encoder()).map_err(anyhow::Error::msg)?;
     let text = config.text.clone().context("the text encoder config has a text tower")?;
-    let build = ClipBuild { text: Some(text), vision: None, text_projection: None, visual_projection: None };
+    let build = ClipBuild {
+        text: Some(text),
+        vision: None,
+        text_projection: None,
+        visual_projection: None,
+    };
     let text_encoder = Clip { model: build.init(&device), config, dir: PathBuf::from("(random)") };
     let tokenizer = ClipTokenizer::from_dir(&args.tokenizer, 77)
         .with_context(|| format!("loading the CLIP tokenizer from {}", args.tokenizer.display()))?;

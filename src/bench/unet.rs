@@ -104,7 +104,8 @@ fn blocks(args: &Args, device: &Device) -> anyhow::Result<()> {
         let [a, b, c] = shape;
         crate::models::vae::posterior::seeded_normal([a, b, c, 1], seed, device).squeeze_dim::<3>(3)
     };
-    let noise4 = |shape: [usize; 4], seed| crate::models::vae::posterior::seeded_normal(shape, seed, device);
+    let noise4 =
+        |shape: [usize; 4], seed| crate::models::vae::posterior::seeded_normal(shape, seed, device);
     let wait3 = |t: Tensor<3>| {
         let _ = t.into_data();
     };
@@ -131,8 +132,10 @@ fn blocks(args: &Args, device: &Device) -> anyhow::Result<()> {
         let attn1 = CrossAttentionConfig::new(c, heads, c / heads).init(device);
         let t = median_secs(args.repeats, || wait3(attn1.forward(h.clone(), None)));
         rows.push((format!("self-attention {tokens} tokens x {c}"), transformers, t));
-        let attn2 = CrossAttentionConfig::new(c, heads, c / heads).with_context_dim(Some(768)).init(device);
-        let t = median_secs(args.repeats, || wait3(attn2.forward(h.clone(), Some(context.clone()))));
+        let attn2 =
+            CrossAttentionConfig::new(c, heads, c / heads).with_context_dim(Some(768)).init(device);
+        let t =
+            median_secs(args.repeats, || wait3(attn2.forward(h.clone(), Some(context.clone()))));
         rows.push((format!("cross-attention {tokens} x 77 tokens, {c}"), transformers, t));
         let ff = FeedForwardConfig::new(c).init(device);
         let t = median_secs(args.repeats, || wait3(ff.forward(h.clone())));
@@ -149,7 +152,10 @@ fn blocks(args: &Args, device: &Device) -> anyhow::Result<()> {
         total += *n as f64 * t;
         eprintln!("{what:<44} {t:>8.3} s  x{n:<2} = {:>7.2} s", *n as f64 * t);
     }
-    eprintln!("{:<44} {:>8} {:>16.2} s (per call, approximate: counts are per resolution)", "sum", "", total);
+    eprintln!(
+        "{:<44} {:>8} {:>16.2} s (per call, approximate: counts are per resolution)",
+        "sum", "", total
+    );
     let report: Vec<_> = rows
         .iter()
         .map(|(what, n, t)| serde_json::json!({"block": what, "s": t, "per_call": n}))

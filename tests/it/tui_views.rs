@@ -485,10 +485,10 @@ fn recon_project() -> tempfile::TempDir {
         std::fs::write(to.join("samples.json"), index.to_string()).unwrap();
     }
     let votes = serde_json::json!({"rule": "consensus", "split": "probe", "experiments": ["92", "94"],
-        "clip": "weights/clip", "t": T0, "votes": [
-            {"sample": 0, "row": 100, "winner": "94", "scores": {"92": 0.25, "94": 0.5}},
-            {"sample": 1, "row": 101, "winner": "92", "scores": {"92": 0.5, "94": 0.25}},
-        ]});
+    "clip": "weights/clip", "t": T0, "votes": [
+        {"sample": 0, "row": 100, "winner": "94", "scores": {"92": 0.25, "94": 0.5}},
+        {"sample": 1, "row": 101, "winner": "92", "scores": {"92": 0.5, "94": 0.25}},
+    ]});
     std::fs::write(root.join("votes.json"), votes.to_string()).unwrap();
     tmp
 }

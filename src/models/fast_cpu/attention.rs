@@ -90,7 +90,9 @@ pub fn geglu(x: Tensor<3>) -> Tensor<3> {
 
 /// A 1x1, stride-1, unpadded, ungrouped convolution's `([C_out, C_in] weight, bias)` buffers,
 /// when the fast path takes it.
-fn pointwise(conv: &Conv2d) -> Option<(burn::backend::flex::FlexTensor, Option<burn::backend::flex::FlexTensor>)> {
+fn pointwise(
+    conv: &Conv2d,
+) -> Option<(burn::backend::flex::FlexTensor, Option<burn::backend::flex::FlexTensor>)> {
     let [_, _, kh, kw] = conv.weight.dims();
     let plain = (kh, kw) == (1, 1)
         && conv.stride == [1, 1]
@@ -465,7 +467,8 @@ mod tests {
         }
         assert!(worst_exp < 4e-7, "exp relative error {worst_exp}");
         // erf against its series near 0 and its known values.
-        for (x, want) in [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3)]
+        for (x, want) in
+            [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3)]
         {
             assert!((erf(x) - want).abs() < 5e-7, "erf({x}) = {} vs {want}", erf(x));
         }
