@@ -6,6 +6,7 @@ pub mod clip;
 pub mod console;
 pub mod data;
 pub mod gemm;
+pub mod img2img;
 pub mod train;
 pub mod unet;
 pub mod vae;

@@ -27,6 +27,8 @@ pub enum Bench {
     Blip(crate::bench::blip::Args),
     /// One SD 1.5 UNet call at real size (random weights), beside diffusers.
     Unet(crate::bench::unet::Args),
+    /// The paper's img2img (38 UNet calls) on one 512x512 image at SD 1.5 size (random weights).
+    Img2img(crate::bench::img2img::Args),
 }
 
 /// Run the chosen benchmark.
@@ -39,5 +41,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Bench::Clip(a) => crate::bench::clip::run(a),
         Bench::Blip(a) => crate::bench::blip::run(a),
         Bench::Unet(a) => crate::bench::unet::run(a),
+        Bench::Img2img(a) => crate::bench::img2img::run(a),
     }
 }

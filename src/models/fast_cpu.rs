@@ -20,6 +20,7 @@
 //! checkpointing strategy, or a convolution with dilation, groups, another stride or `Same`
 //! padding. Set `BRAINSCOPE_FAST_CPU=0` to switch the fast paths off (benchmarks, bisecting).
 
+pub mod attention;
 mod autodiff;
 mod kernels;
 

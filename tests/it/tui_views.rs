@@ -436,3 +436,89 @@ fn histories_are_held_only_while_drawn() {
     render(&mut app, 80, 24);
     assert!(app.project.experiments.iter().all(|e| e.history.is_none()));
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The fixture experiments with what `eval` + `recon` write for 92 and 94 on probe rows 100
+/// and 101: target, low-level and high-level images, captions (one long, one missing), the
+/// `samples.json` index and a probe vote (94 wins row 100).
+fn recon_project() -> tempfile::TempDir {
+    use brainscope::experiments::state::{EvalSplit, RunPaths};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("experiments");
+    copy_dir(std::path::Path::new(FIXTURES), &root);
+    let captions = [
+        ("92", 0, "a brown dog running across a grassy field on a sunny afternoon"),
+        ("92", 1, "a plate of food"),
+        ("94", 0, "a dog on the grass"),
+    ];
+    for id in ["92", "94"] {
+        let paths = RunPaths::new(root.join(id));
+        let to = paths.recon_final(EvalSplit::Probe);
+        std::fs::create_dir_all(&to).unwrap();
+        let epoch = paths.recon_epoch(1);
+        for i in 0..2 {
+            let name = |kind: &str| format!("sample-{i:02}-{kind}.png");
+            std::fs::copy(epoch.join(name("target")), to.join(name("target"))).unwrap();
+            std::fs::copy(epoch.join(name("lowlevel")), to.join(name("lowlevel"))).unwrap();
+            // A visibly different high-level image: the target itself.
+            std::fs::copy(epoch.join(name("target")), to.join(name("highlevel"))).unwrap();
+        }
+        for (_, i, text) in captions.iter().filter(|c| c.0 == id) {
+            std::fs::write(to.join(format!("sample-{i:02}-caption.txt")), format!("{text}\n"))
+                .unwrap();
+        }
+        let index = serde_json::json!({"epoch": 1, "split": "probe", "samples": [
+            {"sample": 0, "row": 100, "image": "/data/probe-0100.png"},
+            {"sample": 1, "row": 101, "image": "/data/probe-0101.png"},
+        ]});
+        std::fs::write(to.join("samples.json"), index.to_string()).unwrap();
+    }
+    let votes = serde_json::json!({"rule": "consensus", "split": "probe", "experiments": ["92", "94"],
+    "clip": "weights/clip", "t": T0, "votes": [
+        {"sample": 0, "row": 100, "winner": "94", "scores": {"92": 0.25, "94": 0.5}},
+        {"sample": 1, "row": 101, "winner": "92", "scores": {"92": 0.5, "94": 0.25}},
+    ]});
+    std::fs::write(root.join("votes.json"), votes.to_string()).unwrap();
+    tmp
+}
+
+#[test]
+fn gallery_shows_captions_under_low_and_high_level_images() {
+    let tmp = recon_project();
+    let images = ImageCache::blocking(ImageProtocol::Halfblocks.picker());
+    let project = Project::open(tmp.path().join("experiments"), probe());
+    let mut app = App::new(project, images, Theme { color: true }, None);
+    app.filter = "9".into(); // 92, 94 and 97 (no final probe: predates the probe set)
+    app.apply(Action::Gallery);
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(s.contains("probe-0100.png (1/2)") && s.contains("vote winner: 94 ★"), "{s}");
+    assert!(s.contains("94 · final probe ★"), "the winner mark stays:\n{s}");
+    assert!(s.contains("lowlevel ★") && s.contains("highlevel ★"), "{s}");
+    // Cut to the 18 cells of an 80-column terminal's image column, with a mark.
+    assert!(s.contains("\"a brown dog runn…") && s.contains("\"a dog on the gras…"), "{s}");
+    let caption_row = s.lines().nth(21).unwrap();
+    assert!(caption_row.contains("runn…") && !caption_row.contains("target"), "{s}");
+    insta::assert_snapshot!(s);
+    // Wider: the short caption whole, the long one still cut.
+    let s = screen(&render(&mut app, 120, 30));
+    assert!(s.contains("\"a dog on the grass\"") && s.contains("\"a brown dog running"), "{s}");
+    assert!(!s.contains("afternoon"), "{s}");
+    // Row 101 at the larger size: 92 won; 94 has no caption for it.
+    app.apply(Action::SampleNext);
+    let s = screen(&render(&mut app, 120, 30));
+    assert!(s.contains("probe-0101.png (2/2)") && s.contains("92 · final probe ★"), "{s}");
+    assert!(s.contains("\"a plate of food\""), "{s}");
+    assert_eq!(s.matches('"').count(), 2, "one caption only:\n{s}");
+    insta::assert_snapshot!(s);
+}

@@ -1,15 +1,15 @@
 //! diffusers `Attention` in its two uses: [`Attention`], the VAE mid block's spatial
 //! self-attention over all pixels (GroupNorm in front, biased projections, residual), and
 //! [`CrossAttention`], the attention of a `BasicTransformerBlock` (`attn1` self-attention,
-//! `attn2` cross-attention on the text states; unbiased `to_q`/`to_k`/`to_v`, biased `to_out.0`)
-//! on burn's fused kernel. Both have `to_out.0` as `to_out` (the loaders remap it).
+//! `attn2` cross-attention on the text states; unbiased `to_q`/`to_k`/`to_v`, biased `to_out.0`).
+//! Both have `to_out.0` as `to_out` (the loaders remap it), and both run the attention itself
+//! through [`fast_cpu::attention::multi_head`] (chunked over query rows on the CPU backend, never
+//! the whole score matrix; burn's fused kernel elsewhere).
 
 use burn::nn::{GroupNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use super::resnet::group_norm;
-use crate::models::clip::attention::{merge_heads, scaled_dot_product, split_heads};
 use crate::models::fast_cpu;
 
 /// Configuration of an [`Attention`] block.
@@ -67,19 +67,13 @@ impl Attention {
     /// `[B, C, H, W] -> [B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let (heads, dh) = (self.heads, c / self.heads);
         let seq = h * w;
         let t = fast_cpu::group_norm(&self.group_norm, x.clone(), false); // [B, C, H, W]
         let t = t.reshape([b, c, seq]).swap_dims(1, 2); // [B, HW, C]
-        let split = |y: Tensor<3>| y.reshape([b, seq, heads, dh]).swap_dims(1, 2); // [B, heads, HW, dh]
-        let q = split(self.to_q.forward(t.clone()));
-        let k = split(self.to_k.forward(t.clone()));
-        let v = split(self.to_v.forward(t));
-        let scale = 1.0 / (dh as f64).sqrt();
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [B, heads, HW, HW]
-        let attn = softmax(scores, 3);
-        let out = attn.matmul(v); // [B, heads, HW, dh]
-        let out = out.swap_dims(1, 2).reshape([b, seq, c]); // [B, HW, C]
+        let q = self.to_q.forward(t.clone()); // [B, HW, C]
+        let k = self.to_k.forward(t.clone()); // [B, HW, C]
+        let v = self.to_v.forward(t); // [B, HW, C]
+        let out = fast_cpu::attention::multi_head(q, k, v, self.heads); // [B, HW, C]
         let out = self.to_out.forward(out); // [B, HW, C]
         let out = out.swap_dims(1, 2).reshape([b, c, h, w]); // [B, C, H, W]
         out + x
@@ -138,10 +132,10 @@ impl CrossAttention {
     /// `-> [B, N, query_dim]`.
     pub fn forward(&self, x: Tensor<3>, context: Option<Tensor<3>>) -> Tensor<3> {
         let context = context.unwrap_or_else(|| x.clone());
-        let q = split_heads(self.to_q.forward(x), self.heads); // [B, heads, N, dh]
-        let k = split_heads(self.to_k.forward(context.clone()), self.heads); // [B, heads, M, dh]
-        let v = split_heads(self.to_v.forward(context), self.heads); // [B, heads, M, dh]
-        let out = scaled_dot_product(q, k, v, None, false); // [B, heads, N, dh]
-        self.to_out.forward(merge_heads(out)) // [B, N, query_dim]
+        let q = self.to_q.forward(x); // [B, N, heads * dh]
+        let k = self.to_k.forward(context.clone()); // [B, M, heads * dh]
+        let v = self.to_v.forward(context); // [B, M, heads * dh]
+        let out = fast_cpu::attention::multi_head(q, k, v, self.heads); // [B, N, heads * dh]
+        self.to_out.forward(out) // [B, N, query_dim]
     }
 }

@@ -10,7 +10,6 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::attention::{CrossAttention, CrossAttentionConfig};
 use super::resnet::{NORM_EPS, conv1x1, group_norm_eps};
@@ -30,7 +29,8 @@ pub struct FeedForwardConfig {
 }
 
 /// diffusers `FeedForward` with `activation_fn="geglu"`: `proj` (`net.0.proj`, to twice the
-/// hidden width), `hidden * gelu(gate)`, `out` (`net.2`).
+/// hidden width), `hidden * gelu(gate)` (fused on the CPU: [`fast_cpu::attention::geglu`]),
+/// `out` (`net.2`).
 #[derive(Module, Debug)]
 pub struct FeedForward {
     /// `dim -> 2 * hidden` (hidden states, then gates).
@@ -54,9 +54,7 @@ impl FeedForward {
     /// `[B, N, dim] -> [B, N, dim]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.proj.forward(x); // [B, N, 2 * hidden]
-        let [hidden, gate]: [Tensor<3>; 2] =
-            h.chunk(2, 2).try_into().expect("chunk of an even width in two"); // [B, N, hidden] each
-        self.out.forward(hidden * gelu(gate)) // [B, N, dim]
+        self.out.forward(fast_cpu::attention::geglu(h)) // [B, N, dim]
     }
 }
 
@@ -162,7 +160,8 @@ pub struct Transformer2dModelConfig {
 }
 
 /// diffusers `Transformer2DModel` for continuous inputs: GroupNorm (eps 1e-6) -> `proj_in` ->
-/// transformer blocks on the `H*W` tokens -> `proj_out` -> + input.
+/// transformer blocks on the `H*W` tokens -> `proj_out` -> + input. On the CPU the 1x1-conv
+/// projections are GEMMs between the two layouts ([`fast_cpu::attention::map_to_tokens`]).
 #[derive(Module, Debug)]
 pub struct Transformer2dModel {
     /// Input GroupNorm.
@@ -209,7 +208,10 @@ impl Transformer2dModel {
             t.reshape([b, ch, h * w]).swap_dims(1, 2) // [B, HW, ch]
         };
         let mut tokens = match &self.proj_in {
-            Projection::Conv(conv) => to_tokens(fast_cpu::conv2d(conv, hn)),
+            Projection::Conv(conv) => match fast_cpu::attention::map_to_tokens(conv, &hn) {
+                Some(tokens) => tokens,
+                None => to_tokens(fast_cpu::conv2d(conv, hn)),
+            },
             Projection::Linear(lin) => lin.forward(to_tokens(hn)),
         }; // [B, HW, inner]
         for block in &self.transformer_blocks {
@@ -217,10 +219,12 @@ impl Transformer2dModel {
         }
         let inner = tokens.dims()[2];
         let to_map = |t: Tensor<3>, ch: usize| t.swap_dims(1, 2).reshape([b, ch, h, w]);
-        let out = match &self.proj_out {
-            Projection::Conv(conv) => fast_cpu::conv2d(conv, to_map(tokens, inner)),
-            Projection::Linear(lin) => to_map(lin.forward(tokens), c),
-        }; // [B, C, H, W]
-        out + x
+        match &self.proj_out {
+            Projection::Conv(conv) => match fast_cpu::attention::tokens_to_map(conv, &tokens, &x) {
+                Some(out) => out, // the residual summed in
+                None => fast_cpu::conv2d(conv, to_map(tokens, inner)) + x,
+            },
+            Projection::Linear(lin) => to_map(lin.forward(tokens), c) + x,
+        } // [B, C, H, W]
     }
 }

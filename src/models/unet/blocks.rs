@@ -61,6 +61,37 @@ impl BlockCommon {
         .with_use_linear_projection(self.use_linear_projection)
         .init(device)
     }
+
+    /// A down or up block's `attentions`: `n` transformers of `channels` for a cross-attention
+    /// block (`spec`), none for a plain one.
+    fn transformers(
+        &self,
+        n: usize,
+        channels: usize,
+        spec: Option<&CrossAttnSpec>,
+        device: &Device,
+    ) -> Vec<Transformer2dModel> {
+        spec.map_or_else(Vec::new, |spec| {
+            (0..n).map(|_| self.transformer(channels, spec, device)).collect()
+        })
+    }
+}
+
+/// One step of a down or up block: resnet `j`, then transformer `j` when the block has
+/// `attentions`. `[B, in, H, W] -> [B, out, H, W]`.
+fn resnet_step(
+    resnets: &[ResnetBlock2d],
+    attentions: &[Transformer2dModel],
+    j: usize,
+    x: Tensor<4>,
+    temb: &Tensor<2>,
+    context: &Tensor<3>,
+) -> Tensor<4> {
+    let x = resnets[j].forward(x, Some(temb.clone()));
+    match attentions.get(j) {
+        Some(attn) => attn.forward(x, context.clone()),
+        None => x,
+    }
 }
 
 /// Configuration of a [`DownBlock`].
@@ -99,12 +130,7 @@ impl DownBlockConfig {
             resnets: (0..self.num_layers)
                 .map(|j| common.resnet(if j == 0 { i } else { o }, o, device))
                 .collect(),
-            attentions: match &self.cross_attn {
-                Some(spec) => {
-                    (0..self.num_layers).map(|_| common.transformer(o, spec, device)).collect()
-                }
-                None => Vec::new(),
-            },
+            attentions: common.transformers(self.num_layers, o, self.cross_attn.as_ref(), device),
             downsamplers: if self.add_downsample {
                 vec![Downsample2d::new(o, self.downsample_padding, device)]
             } else {
@@ -125,11 +151,8 @@ impl DownBlock {
         context: &Tensor<3>,
         skips: &mut Vec<Tensor<4>>,
     ) -> Tensor<4> {
-        for (j, res) in self.resnets.iter().enumerate() {
-            x = res.forward(x, Some(temb.clone()));
-            if let Some(attn) = self.attentions.get(j) {
-                x = attn.forward(x, context.clone());
-            }
+        for j in 0..self.resnets.len() {
+            x = resnet_step(&self.resnets, &self.attentions, j, x, temb, context);
             skips.push(x.clone());
         }
         for down in &self.downsamplers {
@@ -227,10 +250,7 @@ impl UpBlockConfig {
                     common.resnet(cin + skip, o, device)
                 })
                 .collect(),
-            attentions: match &self.cross_attn {
-                Some(spec) => (0..n).map(|_| common.transformer(o, spec, device)).collect(),
-                None => Vec::new(),
-            },
+            attentions: common.transformers(n, o, self.cross_attn.as_ref(), device),
             upsamplers: if self.add_upsample {
                 vec![Upsample2d::new(o, device)]
             } else {
@@ -254,12 +274,10 @@ impl UpBlock {
         skips: &mut Vec<Tensor<4>>,
         upsample_size: Option<[usize; 2]>,
     ) -> Tensor<4> {
-        for (j, res) in self.resnets.iter().enumerate() {
+        for j in 0..self.resnets.len() {
             let skip = skips.pop().expect("one skip state per up-block resnet");
-            x = res.forward(Tensor::cat(vec![x, skip], 1), Some(temb.clone())); // [B, out, H, W]
-            if let Some(attn) = self.attentions.get(j) {
-                x = attn.forward(x, context.clone());
-            }
+            let input = Tensor::cat(vec![x, skip], 1); // [B, prev|out + skip, H, W]
+            x = resnet_step(&self.resnets, &self.attentions, j, input, temb, context); // [B, out, H, W]
         }
         for up in &self.upsamplers {
             x = match upsample_size {

@@ -6,7 +6,9 @@
 //! the dataset image `samples.json` names ([`Aligned`]); among probe-set runs, a run whose
 //! images come from elsewhere (it predates the probe set) says so in its column instead of
 //! showing a different image. Runs that all predate `samples.json` are shown by sample number,
-//! as they always were (said in the title).
+//! as they always were (said in the title). Where `brainscope recon` has run, a column shows
+//! low | high-level images with the BLIP caption that prompted the high-level one below them
+//! (truncated to the column), as the detail view does.
 
 use crate::tui::app::App;
 use crate::tui::model::{Aligned, PREDATES_PROBE, ReconSet, vote_winner};
@@ -22,8 +24,9 @@ const MIN_COL: u16 = 14;
 
 /// What one experiment's column shows.
 enum Shown {
-    /// Its images of the sample (not the target): `(kind, path)`.
-    Images(Vec<(String, PathBuf)>),
+    /// Its images of the sample (not the target): `(kind, path)`, and the sample's caption
+    /// (`sample-XX-caption.txt`) when `recon` wrote one.
+    Images(Vec<(String, PathBuf)>, Option<String>),
     /// A note instead of images.
     Note(&'static str),
 }
@@ -79,7 +82,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         }
         let files: Vec<_> = sample.files.iter().filter(|(k, _)| k != "target").cloned().collect();
         if !files.is_empty() {
-            columns.push((id.clone(), set.label(), Shown::Images(files)));
+            columns.push((id.clone(), set.label(), Shown::Images(files, set.caption(index))));
         }
     }
     let vote_note = match (&app.project.votes, &winner) {
@@ -111,16 +114,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let shown: Vec<_> = columns.iter().skip(start).take(slots).collect();
     let n = (shown.len() + usize::from(target.is_some())).max(1);
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(inner);
+    // A caption line under every column when one shown has a caption, so the images line up.
+    let captioned = shown.iter().any(|(_, _, s)| matches!(s, Shown::Images(_, Some(_))));
+    let blank = captioned.then_some("");
     let mut k = 0;
     if let Some(tp) = &target {
-        column(f, cols[0], app, "target", &[("target".into(), tp.clone())], None);
+        column(f, cols[0], app, "target", &[("target".into(), tp.clone())], blank, None);
         k = 1;
     }
     for (j, (id, label, what)) in shown.iter().enumerate() {
         let won = winner.as_deref() == Some(id.as_str());
         let head = format!("{id} · {label}{}", if won { " ★" } else { "" });
         match what {
-            Shown::Images(files) => column(f, cols[k + j], app, &head, files, won.then_some("★")),
+            Shown::Images(files, caption) => {
+                let mark = won.then_some("★");
+                let caption = caption.as_deref().or(blank);
+                column(f, cols[k + j], app, &head, files, caption, mark);
+            }
             Shown::Note(note) => {
                 let [h, b] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)])
                     .areas(cols[k + j]);
@@ -161,22 +171,76 @@ fn by_number(sets: &[(String, Option<ReconSet>)]) -> Aligned {
     Aligned { keys: numbers.into_iter().map(|n| (n.to_string(), 0)).collect(), probe: false }
 }
 
+/// One column: `head`, the images stacked (each labelled with its kind and `mark`), and, when
+/// `caption` is `Some`, a last line for it: quoted and truncated to the column (`""`: left
+/// blank, to line up with captioned columns).
 fn column(
     f: &mut Frame,
     area: Rect,
     app: &mut App,
     head: &str,
     files: &[(String, PathBuf)],
+    caption: Option<&str>,
     mark: Option<&str>,
 ) {
-    let [h, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let caption_rows = u16::from(caption.is_some());
+    let [h, body, cap] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(caption_rows),
+    ])
+    .areas(area);
     let style = if mark.is_some() { app.theme.warn() } else { app.theme.accent() };
     f.render_widget(Paragraph::new(head.to_string()).style(style), h);
+    if let Some(c) = caption.filter(|c| !c.is_empty()) {
+        // One cell short of the column, as the images are: columns stay apart.
+        let text = truncate(&format!("\"{c}\""), cap.width.saturating_sub(1) as usize);
+        f.render_widget(
+            Paragraph::new(text).alignment(Alignment::Center).style(app.theme.dim()),
+            cap,
+        );
+    }
     // Kinds stacked vertically within the column.
     let rows =
         Layout::vertical(vec![Constraint::Ratio(1, files.len().max(1) as u32); files.len().max(1)])
             .split(body);
     for (file, r) in files.iter().zip(rows.iter()) {
         image_row(f, *r, app, std::slice::from_ref(file), mark);
+    }
+}
+
+/// `text` cut to at most `width` terminal cells, ending in `…` when cut.
+fn truncate(text: &str, width: usize) -> String {
+    let cells = |s: &str| Span::raw(s).width();
+    if cells(text) <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    let mut buf = [0u8; 4];
+    for ch in text.chars() {
+        let w = cells(ch.encode_utf8(&mut buf));
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(ch);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_counts_cells_and_marks_the_cut() {
+        assert_eq!(truncate("\"a cat\"", 7), "\"a cat\"");
+        assert_eq!(truncate("\"a cat on a mat\"", 7), "\"a cat…");
+        assert_eq!(truncate("猫猫猫", 4), "猫…", "wide characters take two cells");
+        assert_eq!(truncate("abc", 0), "");
     }
 }
