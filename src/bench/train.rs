@@ -62,9 +62,16 @@ struct Figures {
     fwd_bwd_s: f64,
     samples_per_s: f64,
     peak_rss_mb: f64,
-    /// f32 GFLOP/s of a 2048^3 GEMM on the same threads.
+    /// f32 GFLOP/s of a 2048^3 GEMM on the same threads (the `gemm` crate here).
     #[serde(default)]
     gemm_gflops: Option<f64>,
+    /// The same through OpenBLAS (built with the `openblas` feature; null otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openblas_gflops: Option<f64>,
+    /// Achieved f32 GFLOP/s of the step's convolutions and linear layers (counted analytically:
+    /// forward, input and weight gradients), null for PyTorch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step_gflops: Option<f64>,
 }
 
 /// Run the benchmark.
@@ -117,7 +124,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn figures_line(name: &str, f: &Figures) -> String {
-    let gemm = f.gemm_gflops.map_or(String::new(), |g| format!("; GEMM {GEMM_N}^3 {g:.1} GFLOP/s"));
+    let mut gemm =
+        f.gemm_gflops.map_or(String::new(), |g| format!("; GEMM {GEMM_N}^3 {g:.1} GFLOP/s"));
+    if let Some(g) = f.openblas_gflops {
+        gemm += &format!(" (OpenBLAS {g:.1})");
+    }
+    if let Some(g) = f.step_gflops {
+        gemm += &format!("; step achieves {g:.1} GFLOP/s");
+    }
     format!(
         "{name:>12}: {:.3} s/step ({:.1} samples/s): forward+backward {:.3} s, optimizer {:.3} s; peak RSS {:.0} MB{gemm}",
         f.s_per_step, f.samples_per_s, f.fwd_bwd_s, f.optim_s, f.peak_rss_mb
@@ -183,7 +197,54 @@ fn run_burn(args: &Args) -> Figures {
         samples_per_s: args.batch as f64 / s,
         peak_rss_mb: peak_rss_mb(),
         gemm_gflops: Some(super::gemm::gemm_gflops(GEMM_N, 3)),
+        openblas_gflops: super::gemm::openblas_gflops(GEMM_N, 3),
+        step_gflops: Some(step_flops(&config, args) / s / 1e9),
     }
+}
+
+/// Flops of one training step's GEMM work (linear layers, convolutions, the mid-block
+/// attention's projections): `2 m n k` per product, three products per layer (forward, input and
+/// weight gradient) except for the first linear layer, whose input needs no gradient.
+fn step_flops(config: &LowLevelConfig, args: &Args) -> f64 {
+    let b = args.batch as f64;
+    let w = &config.widths;
+    let (v, h) = (config.input_voxels as f64, w.hidden as f64);
+    let s = config.proj_size;
+    let proj = (w.proj_channels * s * s) as f64;
+    let mut fwd_mlp = 2.0 * b * (w.blocks as f64 * h * h + h * proj);
+    let first = 2.0 * b * v * h; // forward + weight gradient only
+    fwd_mlp *= 3.0;
+    if args.mlp_only {
+        return fwd_mlp + 2.0 * first;
+    }
+    // Convolutions of the diffusers Decoder: `2 * B * H * W * C_out * C_in * k^2` each.
+    let conv = |hw: usize, ci: usize, co: usize, k: usize| {
+        2.0 * b * (hw * hw) as f64 * (ci * co * k * k) as f64
+    };
+    let resnet = |hw: usize, ci: usize, co: usize| {
+        conv(hw, ci, co, 3) + conv(hw, co, co, 3) + if ci != co { conv(hw, ci, co, 1) } else { 0.0 }
+    };
+    let chans = &w.upsampler_channels;
+    let top = *chans.last().expect("upsampler_channels is not empty");
+    let mut side = s;
+    let mut f = conv(side, w.proj_channels, top, 3) + 2.0 * resnet(side, top, top);
+    // Attention: four [hw, C] x [C, C] projections and the two [hw, hw] products.
+    let tokens = (side * side) as f64;
+    f += 2.0 * b * (4.0 * tokens * (top * top) as f64 + 2.0 * tokens * tokens * top as f64);
+    let mut prev = top;
+    for (i, &out) in chans.iter().rev().enumerate() {
+        f += resnet(side, prev, out);
+        for _ in 0..config.layers_per_block {
+            f += resnet(side, out, out);
+        }
+        if i + 1 < chans.len() {
+            side *= 2;
+            f += conv(side, out, out, 3);
+        }
+        prev = out;
+    }
+    f += conv(side, chans[0], config.out_channels, 3);
+    fwd_mlp + 2.0 * first + 3.0 * f
 }
 
 fn run_reference(args: &Args) -> anyhow::Result<Figures> {

@@ -15,6 +15,9 @@
 //! burn. Tests here and in `tests/it/fast_cpu_grad.rs` hold values and gradients to burn's
 //! generic ops.
 //!
+//! With the `openblas` feature the convolution GEMMs run on the system OpenBLAS instead of the
+//! `gemm` crate (see [`kernels`]); the results agree to f32 rounding.
+//!
 //! Every function falls back to plain burn ops when the fast path does not apply: another
 //! backend (wgpu, cuda), another dtype, a mix of autodiff and plain tensors, a gradient
 //! checkpointing strategy, or a convolution with dilation, groups, another stride or `Same`
@@ -23,6 +26,10 @@
 pub mod attention;
 mod autodiff;
 mod kernels;
+
+/// OpenBLAS's `cblas_sgemm` (the `openblas` feature), which the convolution GEMMs run on.
+#[cfg(feature = "openblas")]
+pub use kernels::blas;
 
 use std::sync::OnceLock;
 

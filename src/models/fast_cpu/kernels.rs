@@ -36,11 +36,6 @@ impl ConvGeometry {
         hp * wp
     }
 
-    /// Columns of the "wide" output `[C_out, H', Wp]` (the last `kw - 1` of each row unused).
-    fn wide(&self) -> usize {
-        self.output_size().0 * self.padded().1
-    }
-
     fn taps(&self) -> usize {
         self.kh * self.kw
     }
@@ -50,30 +45,45 @@ impl ConvGeometry {
         i * self.padded().1 + j
     }
 
-    /// `[C_in, H, W]` -> zero-padded `[C_in, Hp, Wp]` plus `kw` slack elements (the last tap's
-    /// view runs up to `kw - 1` elements past the last plane).
-    fn pad_input(&self, input: &[f32]) -> Vec<f32> {
+    /// Elements after the last padded plane that the shifted views may read (the last tap's
+    /// view starts `(kh - 1) * Wp + kw - 1` elements in).
+    fn slack(&self) -> usize {
+        (self.kh - 1) * self.padded().1 + self.kw
+    }
+
+    /// `[B, C, H, W]` (`C` = `channels`) -> zero-padded `[C, B, Hp, Wp]` plus [`Self::slack`]
+    /// zeros: each channel's planes of the whole batch form one matrix row.
+    fn pad_batch(&self, input: &[f32], channels: usize) -> Vec<f32> {
         let (_, wp) = self.padded();
-        let plane = self.plane();
-        let mut padded = vec![0.0f32; self.c_in * plane + self.kw];
-        padded[..self.c_in * plane].par_chunks_mut(plane).enumerate().for_each(|(c, dst)| {
-            let src = &input[c * self.h * self.w..(c + 1) * self.h * self.w];
-            for (y, row) in src.chunks_exact(self.w).enumerate() {
-                let start = (y + self.pad[0]) * wp + self.pad[1];
-                dst[start..start + self.w].copy_from_slice(row);
-            }
-        });
+        let (plane, hw) = (self.plane(), self.h * self.w);
+        let batch = input.len() / (channels * hw);
+        let mut padded = vec![0.0f32; channels * batch * plane + self.slack()];
+        padded[..channels * batch * plane].par_chunks_mut(plane).enumerate().for_each(
+            |(index, dst)| {
+                let (c, b) = (index / batch, index % batch);
+                let src = &input[(b * channels + c) * hw..][..hw];
+                for (y, row) in src.chunks_exact(self.w).enumerate() {
+                    let start = (y + self.pad[0]) * wp + self.pad[1];
+                    dst[start..start + self.w].copy_from_slice(row);
+                }
+            },
+        );
         padded
     }
 }
 
-/// `dst = (read_dst ? dst : 0) + lhs @ rhs` with explicit (column, row) strides, on rayon.
+/// `dst = (read_dst ? dst : 0) + lhs @ rhs` with explicit (column, row) strides.
+///
+/// With the `openblas` feature, a product whose three matrices each have a unit stride (every
+/// call in this file: the kernels are laid out for it) goes to OpenBLAS's `cblas_sgemm`, which
+/// is faster than the `gemm` crate on these shapes; anything else, and every product without
+/// the feature, runs on the `gemm` crate on rayon.
 ///
 /// # Safety
 /// Every `(row, col)` addressed through the strides must lie inside the buffers the pointers
 /// come from, and `dst`'s addressed elements must not overlap each other or `lhs` / `rhs`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_acc(
+pub(crate) unsafe fn gemm_acc(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     (dst_cs, dst_rs): (usize, usize),
@@ -83,6 +93,19 @@ unsafe fn gemm_acc(
     rhs: *const f32,
     (rhs_cs, rhs_rs): (usize, usize),
 ) {
+    #[cfg(feature = "openblas")]
+    {
+        let problem = blas::Problem {
+            mnk: (m, n, k),
+            dst: (dst_cs, dst_rs),
+            lhs: (lhs_cs, lhs_rs),
+            rhs: (rhs_cs, rhs_rs),
+        };
+        // SAFETY: forwarded from the caller.
+        if unsafe { blas::sgemm(&problem, dst, read_dst, lhs, rhs) } {
+            return;
+        }
+    }
     // SAFETY: forwarded from the caller.
     unsafe {
         gemm::gemm(
@@ -109,13 +132,133 @@ unsafe fn gemm_acc(
     }
 }
 
+/// OpenBLAS's `cblas_sgemm` (Debian `libopenblas-dev`), behind the `openblas` feature.
+#[cfg(feature = "openblas")]
+pub mod blas {
+    use std::ffi::c_int;
+
+    const ROW_MAJOR: c_int = 101;
+    const NO_TRANS: c_int = 111;
+    const TRANS: c_int = 112;
+
+    #[link(name = "openblas")]
+    unsafe extern "C" {
+        fn cblas_sgemm(
+            layout: c_int,
+            trans_a: c_int,
+            trans_b: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const f32,
+            lda: c_int,
+            b: *const f32,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+    }
+
+    /// Sizes and (column, row) strides of `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Problem {
+        /// `(m, n, k)`.
+        pub mnk: (usize, usize, usize),
+        /// (column, row) strides of `dst`.
+        pub dst: (usize, usize),
+        /// (column, row) strides of `lhs`.
+        pub lhs: (usize, usize),
+        /// (column, row) strides of `rhs`.
+        pub rhs: (usize, usize),
+    }
+
+    impl Problem {
+        /// The same product transposed: `dst^T[n, m] = rhs^T[n, k] @ lhs^T[k, m]`.
+        fn transposed(self) -> Self {
+            let (m, n, k) = self.mnk;
+            let flip = |(cs, rs): (usize, usize)| (rs, cs);
+            Self { mnk: (n, m, k), dst: flip(self.dst), lhs: flip(self.rhs), rhs: flip(self.lhs) }
+        }
+    }
+
+    /// The BLAS transpose flag and leading dimension of a `rows x cols` operand of a row-major
+    /// product, or `None` when it has no unit stride.
+    fn operand((cs, rs): (usize, usize), rows: usize, cols: usize) -> Option<(c_int, c_int)> {
+        let ld = if cs == 1 && rs >= cols.max(1) {
+            (NO_TRANS, rs)
+        } else if rs == 1 && cs >= rows.max(1) {
+            (TRANS, cs)
+        } else {
+            return None;
+        };
+        Some((ld.0, c_int::try_from(ld.1).ok()?))
+    }
+
+    /// `dst = (read_dst ? dst : 0) + lhs @ rhs` through `cblas_sgemm` when the layout allows
+    /// (each matrix has a unit stride); `false` (nothing done) otherwise.
+    ///
+    /// # Safety
+    /// Every element addressed through the strides must lie inside the buffers the pointers
+    /// come from, and `dst`'s elements must not overlap each other or `lhs` / `rhs`.
+    pub unsafe fn sgemm(
+        problem: &Problem,
+        dst: *mut f32,
+        read_dst: bool,
+        lhs: *const f32,
+        rhs: *const f32,
+    ) -> bool {
+        // A column-major destination is the transposed product with a row-major one.
+        let (p, lhs, rhs) = if problem.dst.0 == 1 {
+            (*problem, lhs, rhs)
+        } else {
+            (problem.transposed(), rhs, lhs)
+        };
+        let (m, n, k) = p.mnk;
+        if p.dst.0 != 1 || p.dst.1 < n.max(1) || m == 0 || n == 0 {
+            return false;
+        }
+        let (Some((ta, lda)), Some((tb, ldb)), Ok(ldc)) =
+            (operand(p.lhs, m, k), operand(p.rhs, k, n), c_int::try_from(p.dst.1))
+        else {
+            return false;
+        };
+        let (Ok(mi), Ok(ni), Ok(ki)) = (c_int::try_from(m), c_int::try_from(n), c_int::try_from(k))
+        else {
+            return false;
+        };
+        let beta = if read_dst { 1.0 } else { 0.0 };
+        // SAFETY: the layout was checked above; the buffers are the caller's.
+        unsafe {
+            cblas_sgemm(ROW_MAJOR, ta, tb, mi, ni, ki, 1.0, lhs, lda, rhs, ldb, beta, dst, ldc);
+        }
+        true
+    }
+}
+
+/// `[C_out, C_in, kh, kw]` -> `[kh * kw, C_out, C_in]`: one contiguous matrix per tap, so every
+/// GEMM operand has a unit stride.
+fn weight_per_tap(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let taps = g.taps();
+    let mut out = vec![0.0f32; weight.len()];
+    for (tap, dst) in out.chunks_exact_mut(g.c_out * g.c_in).enumerate() {
+        for (d, s) in dst.iter_mut().zip(weight.iter().skip(tap).step_by(taps)) {
+            *d = *s;
+        }
+    }
+    out
+}
+
 /// Forward convolution of a batch: `input` `[B, C_in, H, W]`, `weight` `[C_out, C_in, kh, kw]`,
 /// `bias` `[C_out]` -> `[B, C_out, H', W']`.
 ///
-/// With the input zero-padded to `[C_in, Hp, Wp]` and the output computed over the padded width
-/// (`[C_out, H', Wp]`, the last `kw - 1` columns of each row are discarded), tap `(i, j)` of the
-/// kernel reads the padded input as a `[C_in, H' * Wp]` matrix starting at offset `i * Wp + j`,
-/// so the whole convolution is `kh * kw` GEMMs `W[:, :, i, j] @ shifted` summed into one output.
+/// With the input zero-padded to `[C_in, B, Hp, Wp]` (one row of `B * Hp * Wp` values per
+/// channel) and the output computed "wide" over the same grid (`[C_out, B, Hp, Wp]`; only the
+/// `H' x W'` corner of each plane is kept), tap `(i, j)` of the kernel reads the padded input as
+/// a `[C_in, B * Hp * Wp]` matrix starting at offset `i * Wp + j`, so the whole convolution is
+/// `kh * kw` GEMMs `W[:, :, i, j] @ shifted`, over the whole batch at once, summed into one
+/// output. A kept output pixel only reads its own image's plane.
 pub(crate) fn conv_forward(
     input: &[f32],
     weight: &[f32],
@@ -123,60 +266,47 @@ pub(crate) fn conv_forward(
     g: &ConvGeometry,
 ) -> Vec<f32> {
     let batch = input.len() / (g.c_in * g.h * g.w);
-    let (ho, wo) = g.output_size();
-    let mut out = vec![0.0f32; batch * g.c_out * ho * wo];
-    for (src, dst) in
-        input.chunks_exact(g.c_in * g.h * g.w).zip(out.chunks_exact_mut(g.c_out * ho * wo))
-    {
-        conv_forward_item(src, weight, bias, g, dst);
-    }
-    out
-}
-
-fn conv_forward_item(
-    input: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    g: &ConvGeometry,
-    out: &mut [f32],
-) {
     let (_, wp) = g.padded();
     let (ho, wo) = g.output_size();
-    let (plane, n, taps) = (g.plane(), g.wide(), g.taps());
-    let padded = g.pad_input(input); // [C_in, Hp, Wp] + slack
-    let mut wide = vec![0.0f32; g.c_out * n]; // [C_out, H', Wp]
+    let plane = g.plane();
+    let cols = batch * plane;
+    let padded = g.pad_batch(input, g.c_in); // [C_in, B, Hp, Wp] + slack
+    let per_tap = weight_per_tap(weight, g); // [taps, C_out, C_in]
+    let mut wide = vec![0.0f32; g.c_out * cols]; // [C_out, B, Hp, Wp]
     for i in 0..g.kh {
         for j in 0..g.kw {
             let tap = i * g.kw + j;
-            // SAFETY: dst is [c_out, n] row-major; lhs reads weight[co, ci, i, j] at
-            // co * c_in * taps + ci * taps + tap (< weight.len()); rhs reads
-            // padded[ci * plane + i * wp + j + col] for col < n, whose largest index is
-            // (c_in - 1) * plane + (kh - 1) * wp + (kw - 1) + ho * wp - 1
-            // = c_in * plane + kw - 2 < padded.len().
+            // SAFETY: dst is [c_out, cols] row-major; lhs is per_tap[tap] [c_out, c_in]
+            // row-major; rhs reads padded[ci * cols + i * wp + j + col] for col < cols, whose
+            // largest index is (c_in - 1) * cols + (kh - 1) * wp + (kw - 1) + cols - 1
+            // < c_in * cols + slack = padded.len().
             unsafe {
                 gemm_acc(
-                    (g.c_out, n, g.c_in),
+                    (g.c_out, cols, g.c_in),
                     wide.as_mut_ptr(),
-                    (1, n),
+                    (1, cols),
                     tap > 0, // accumulate after the first tap
-                    weight.as_ptr().add(tap),
-                    (taps, g.c_in * taps),
+                    per_tap.as_ptr().add(tap * g.c_out * g.c_in),
+                    (1, g.c_in),
                     padded.as_ptr().add(g.tap_offset(i, j)),
-                    (1, plane),
+                    (1, cols),
                 );
             }
         }
     }
-    // Drop the wide columns and add the bias: [C_out, H', Wp] -> [C_out, H', W'].
-    out.par_chunks_mut(ho * wo).enumerate().for_each(|(co, dst)| {
-        let bias = bias.map_or(0.0, |b| b[co]);
-        let src = &wide[co * n..(co + 1) * n];
+    // Keep each plane's corner and add the bias: [C_out, B, Hp, Wp] -> [B, C_out, H', W'].
+    let mut out = vec![0.0f32; batch * g.c_out * ho * wo];
+    out.par_chunks_mut(ho * wo).enumerate().for_each(|(index, dst)| {
+        let (b, co) = (index / g.c_out, index % g.c_out);
+        let bias = bias.map_or(0.0, |bias| bias[co]);
+        let src = &wide[co * cols + b * plane..][..plane];
         for (dst_row, src_row) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(wp)) {
             for (d, s) in dst_row.iter_mut().zip(&src_row[..wo]) {
                 *d = s + bias;
             }
         }
     });
+    out
 }
 
 /// Gradients of a convolution, each computed only when asked for.
@@ -194,9 +324,10 @@ pub(crate) struct ConvGrads {
 /// weight and the bias (`need` = which of them, in that order).
 ///
 /// Both are the forward's shifted GEMMs transposed, with the output gradient laid out wide
-/// (`[C_out, H' * Wp]`, zero in the discarded columns): the input gradient of tap `(i, j)` is
-/// `W[:, :, i, j]^T @ G` accumulated into the padded input gradient at the tap's offset, and the
-/// weight gradient of the tap is `G @ shifted^T`. No im2col buffer is built.
+/// (`[C_out, B * Hp * Wp]`, zero outside each plane's `H' x W'` corner): the input gradient of
+/// tap `(i, j)` is `W[:, :, i, j]^T @ G` accumulated into the padded input gradient at the
+/// tap's offset, and the weight gradient of the tap is `G @ shifted^T`, each one GEMM over the
+/// whole batch. No im2col buffer is built.
 pub(crate) fn conv_backward(
     input: &[f32],
     weight: &[f32],
@@ -206,84 +337,95 @@ pub(crate) fn conv_backward(
 ) -> ConvGrads {
     let item_in = g.c_in * g.h * g.w;
     let batch = input.len() / item_in;
-    let (hp, wp) = g.padded();
+    let (_, wp) = g.padded();
     let (ho, wo) = g.output_size();
-    let (plane, n, taps) = (g.plane(), g.wide(), g.taps());
-    let mut grads = ConvGrads {
-        input: need[0].then(|| vec![0.0f32; batch * item_in]),
-        weight: need[1].then(|| vec![0.0f32; weight.len()]),
-        bias: need[2].then(|| vec![0.0f32; g.c_out]),
-    };
-    let mut wide = vec![0.0f32; g.c_out * n]; // [C_out, H', Wp]
-    let mut padded_grad = vec![0.0f32; if need[0] { g.c_in * plane + g.kw } else { 0 }];
-    for b in 0..batch {
-        let grad_item = &grad[b * g.c_out * ho * wo..(b + 1) * g.c_out * ho * wo];
-        wide.par_chunks_mut(n).zip(grad_item.par_chunks(ho * wo)).for_each(|(dst, src)| {
-            for (dst_row, src_row) in dst.chunks_exact_mut(wp).zip(src.chunks_exact(wo)) {
-                dst_row[..wo].copy_from_slice(src_row);
+    let (plane, taps) = (g.plane(), g.taps());
+    let cols = batch * plane;
+    let mn = g.c_out * g.c_in;
+    let per_tap = weight_per_tap(weight, g); // [taps, C_out, C_in]
+    let mut wide = vec![0.0f32; g.c_out * cols]; // [C_out, B, Hp, Wp]
+    wide.par_chunks_mut(plane).enumerate().for_each(|(index, dst)| {
+        let (co, b) = (index / batch, index % batch);
+        let src = &grad[(b * g.c_out + co) * ho * wo..][..ho * wo];
+        for (dst_row, src_row) in dst.chunks_exact_mut(wp).zip(src.chunks_exact(wo)) {
+            dst_row[..wo].copy_from_slice(src_row);
+        }
+    });
+    let bias = need[2].then(|| {
+        let sums: Vec<f32> = grad.par_chunks(ho * wo).map(|c| c.iter().sum()).collect(); // [B, C_out]
+        let mut db = vec![0.0f32; g.c_out];
+        for item in sums.chunks_exact(g.c_out) {
+            db.iter_mut().zip(item).for_each(|(d, s)| *d += s);
+        }
+        db
+    });
+    let weight_grad = need[1].then(|| {
+        let padded = g.pad_batch(input, g.c_in); // [C_in, B, Hp, Wp] + slack
+        let mut dw = vec![0.0f32; weight.len()]; // [taps, C_out, C_in]
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let tap = i * g.kw + j;
+                // SAFETY: dst is dw[tap], [c_out, c_in] row-major; lhs is wide [c_out, cols];
+                // rhs element (col, ci) reads padded[ci * cols + offset + col], below
+                // c_in * cols + slack = padded.len().
+                unsafe {
+                    gemm_acc(
+                        (g.c_out, g.c_in, cols),
+                        dw.as_mut_ptr().add(tap * mn),
+                        (1, g.c_in),
+                        false,
+                        wide.as_ptr(),
+                        (1, cols),
+                        padded.as_ptr().add(g.tap_offset(i, j)),
+                        (cols, 1),
+                    );
+                }
+            }
+        }
+        // [taps, C_out, C_in] -> [C_out, C_in, kh, kw].
+        let mut out = vec![0.0f32; dw.len()];
+        for (tap, src) in dw.chunks_exact(mn).enumerate() {
+            for (d, s) in out.iter_mut().skip(tap).step_by(taps).zip(src) {
+                *d = *s;
+            }
+        }
+        out
+    });
+    let input_grad = need[0].then(|| {
+        let mut padded_grad = vec![0.0f32; g.c_in * cols + g.slack()]; // [C_in, B, Hp, Wp]
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let tap = i * g.kw + j;
+                // SAFETY: dst element (ci, col) is padded_grad[ci * cols + offset + col], below
+                // c_in * cols + slack, and rows of cols values never overlap; lhs element
+                // (ci, co) reads per_tap[tap][co, ci]; rhs is wide [c_out, cols].
+                unsafe {
+                    gemm_acc(
+                        (g.c_in, cols, g.c_out),
+                        padded_grad.as_mut_ptr().add(g.tap_offset(i, j)),
+                        (1, cols),
+                        true,
+                        per_tap.as_ptr().add(tap * mn),
+                        (g.c_in, 1),
+                        wide.as_ptr(),
+                        (1, cols),
+                    );
+                }
+            }
+        }
+        // Crop the padding: [C_in, B, Hp, Wp] -> [B, C_in, H, W].
+        let mut dx = vec![0.0f32; batch * item_in];
+        dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(index, d)| {
+            let (b, ci) = (index / g.c_in, index % g.c_in);
+            let s = &padded_grad[ci * cols + b * plane..][..plane];
+            for (y, row) in d.chunks_exact_mut(g.w).enumerate() {
+                let start = (y + g.pad[0]) * wp + g.pad[1];
+                row.copy_from_slice(&s[start..start + g.w]);
             }
         });
-        if let Some(db) = grads.bias.as_mut() {
-            let sums: Vec<f32> = grad_item.par_chunks(ho * wo).map(|c| c.iter().sum()).collect();
-            db.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
-        }
-        if let Some(dw) = grads.weight.as_mut() {
-            let padded = g.pad_input(&input[b * item_in..(b + 1) * item_in]);
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let tap = i * g.kw + j;
-                    // SAFETY: dst addresses dw[co, ci, i, j] = co * c_in * taps + ci * taps + tap;
-                    // lhs is wide [c_out, n]; rhs element (col, ci) reads
-                    // padded[ci * plane + offset + col], at most c_in * plane + kw - 2.
-                    unsafe {
-                        gemm_acc(
-                            (g.c_out, g.c_in, n),
-                            dw.as_mut_ptr().add(tap),
-                            (taps, g.c_in * taps),
-                            b > 0,
-                            wide.as_ptr(),
-                            (1, n),
-                            padded.as_ptr().add(g.tap_offset(i, j)),
-                            (plane, 1),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(dx) = grads.input.as_mut() {
-            padded_grad.fill(0.0);
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let tap = i * g.kw + j;
-                    // SAFETY: dst element (ci, col) is padded_grad[ci * plane + offset + col]
-                    // (at most c_in * plane + kw - 2, and rows of n <= plane never overlap);
-                    // lhs element (ci, co) reads weight[co, ci, i, j]; rhs is wide [c_out, n].
-                    unsafe {
-                        gemm_acc(
-                            (g.c_in, n, g.c_out),
-                            padded_grad.as_mut_ptr().add(g.tap_offset(i, j)),
-                            (1, plane),
-                            true,
-                            weight.as_ptr().add(tap),
-                            (g.c_in * taps, taps),
-                            wide.as_ptr(),
-                            (1, n),
-                        );
-                    }
-                }
-            }
-            // Crop the padding: [C_in, Hp, Wp] -> [C_in, H, W].
-            let dst = &mut dx[b * item_in..(b + 1) * item_in];
-            let src = &padded_grad[..g.c_in * plane];
-            dst.par_chunks_mut(g.h * g.w).zip(src.par_chunks(hp * wp)).for_each(|(d, s)| {
-                for (y, row) in d.chunks_exact_mut(g.w).enumerate() {
-                    let start = (y + g.pad[0]) * wp + g.pad[1];
-                    row.copy_from_slice(&s[start..start + g.w]);
-                }
-            });
-        }
-    }
-    grads
+        dx
+    });
+    ConvGrads { input: input_grad, weight: weight_grad, bias }
 }
 
 /// Sizes of one GroupNorm call.
