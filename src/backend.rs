@@ -109,6 +109,7 @@ pub struct DeviceInfo {
 
 /// Every device this build can use: the CPU, each wgpu adapter, each CUDA GPU (when compiled).
 pub fn list_devices() -> Vec<DeviceInfo> {
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_mut))]
     let mut out = vec![DeviceInfo {
         device: "cpu".into(),
         name: format!("burn flex ({} threads)", rayon::current_num_threads()),

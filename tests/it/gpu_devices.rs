@@ -42,10 +42,8 @@ fn gpu_devices_lists_cpu_and_the_wgpu_adapters() {
     }
     let text = output_within(Command::new(BIN).arg("devices"), COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
-    if let Err(cause) = brainscope::backend::wgpu::adapters() {
-        eprintln!(
-            "skipped: gpu_devices_lists_cpu_and_the_wgpu_adapters: no wgpu adapter ({cause})"
-        );
+    if let Err(reason) = crate::gpu_parity::wgpu_probe() {
+        eprintln!("skipped: gpu_devices_lists_cpu_and_the_wgpu_adapters: {reason}");
         return;
     }
     let wgpu: Vec<_> =

@@ -34,6 +34,20 @@ fn skip(test: &str, reason: &str) -> Option<Device> {
     None
 }
 
+/// Whether this build sees a wgpu adapter, or why not.
+pub(crate) fn wgpu_probe() -> Result<(), String> {
+    #[cfg(feature = "wgpu")]
+    {
+        brainscope::backend::wgpu::adapters()
+            .map(|_| ())
+            .map_err(|c| format!("no wgpu adapter ({c})"))
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        Err("wgpu is not compiled into this build (cargo feature `wgpu`)".into())
+    }
+}
+
 /// The device the group runs on: `BRAINSCOPE_GPU_TEST_DEVICE`, default `wgpu` (`cuda` on an
 /// NVIDIA box: scripts/gpu-check.sh).
 pub(crate) fn gpu_name() -> String {
@@ -47,9 +61,9 @@ pub(crate) fn gpu_name() -> String {
 pub(crate) fn gpu_or_skip(test: &str) -> Option<Device> {
     let name = gpu_name();
     if name.starts_with("wgpu")
-        && let Err(cause) = brainscope::backend::wgpu::adapters()
+        && let Err(reason) = wgpu_probe()
     {
-        return skip(test, &format!("no wgpu adapter ({cause})"));
+        return skip(test, &reason);
     }
     match brainscope::backend::device(&name) {
         Ok(device) => Some(device),
