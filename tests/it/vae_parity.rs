@@ -209,6 +209,6 @@ fn legacy_attention_key_names_load() {
     safetensors::serialize_to_file(renamed, &None, &file).unwrap();
     let vae = vae::load_vae(tmp.path(), &device).expect("legacy names load");
     let dir = fixture("tiny_lpb1");
-    let decoded = vae.model.decode(input("input_latent.npy"));
+    let decoded = vae.model.decode(npy(&dir, "input_latent.npy", &device));
     assert!(max_abs_diff(decoded, npy(&dir, "expected_decoded.npy", &device)) <= TOL);
 }
