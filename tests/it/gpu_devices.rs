@@ -66,6 +66,12 @@ fn gpu_devices_lists_cpu_and_the_wgpu_adapters() {
 
 #[test]
 fn gpu_no_adapter_fails_fast_names_the_cause_and_cpu() {
+    if !cfg!(feature = "wgpu") {
+        eprintln!(
+            "skipped: gpu_no_adapter_fails_fast_names_the_cause_and_cpu: wgpu not compiled in"
+        );
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let png = tmp.path().join("out.png");
     // Our switch (hides every API), then the Vulkan loader's own (no driver manifests).
