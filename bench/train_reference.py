@@ -7,7 +7,8 @@ benchmark does. Prints one JSON object on stdout:
   {"s_per_step", "optim_s", "fwd_bwd_s", "samples_per_s", "peak_rss_mb", "threads", "torch",
    "gemm_gflops"}
 (medians over the timed steps; the first `--warmup` steps are not timed; gemm_gflops: best of 3
-f32 `--gemm`^3 matrix products after the steps, null with --gemm 0).
+f32 `--gemm`^3 matrix products after the steps, null with --gemm 0). `--device cuda` runs it on
+the GPU (scripts/gpu-check.sh), synchronising before each clock reading.
 """
 
 import argparse
@@ -77,17 +78,20 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mlp-only", action="store_true", help="no upsampler (the MLP and projection only)")
     ap.add_argument("--gemm", type=int, default=2048, help="size of the timed GEMM (0: none)")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     torch.manual_seed(0)
-    model = Voxel2StableDiffusionModel(a.voxels, upsampler=not a.mlp_only)
+    model = Voxel2StableDiffusionModel(a.voxels, upsampler=not a.mlp_only).to(dev)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 1e-2}, {"params": no_decay, "weight_decay": 0.0}], lr=5e-4, fused=True
     )
-    x = torch.randn(a.batch, a.voxels)
+    x = torch.randn(a.batch, a.voxels).to(dev)
     with torch.no_grad():
         y = torch.randn_like(model(x))
 
@@ -97,8 +101,10 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss = F.l1_loss(model(x), y)
         loss.backward()
+        sync()
         t1 = time.perf_counter()
         opt.step()
+        sync()
         t2 = time.perf_counter()
         if i >= a.warmup:
             step_t.append(t2 - t0)
@@ -107,9 +113,10 @@ def main():
     s = statistics.median(step_t)
     gemm_gflops = None
     if a.gemm:
-        m1, m2 = torch.randn(a.gemm, a.gemm), torch.randn(a.gemm, a.gemm)
+        m1, m2 = torch.randn(a.gemm, a.gemm).to(dev), torch.randn(a.gemm, a.gemm).to(dev)
         m1 @ m2
-        best = min(timed(lambda: m1 @ m2) for _ in range(3))
+        sync()
+        best = min(timed(lambda: (m1 @ m2, sync())) for _ in range(3))
         gemm_gflops = 2 * a.gemm**3 / best / 1e9
     print(
         json.dumps(

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod data;
 pub mod demo;
+pub mod dtype;
 pub mod errors;
 pub mod eval;
 pub mod experiments;

@@ -45,6 +45,10 @@ pub struct Args {
     /// The reference script.
     #[arg(long, default_value = "bench/train_reference.py")]
     pub reference: PathBuf,
+    /// Device for burn's side: cpu, wgpu, cuda (the reference stays on the CPU; see
+    /// scripts/gpu-check.sh for PyTorch on CUDA).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: String,
     /// Print one JSON object on stdout: `{"burn_s", "torch_s", "ratio"}` (medians in s/step,
     /// ratio = torch_s / burn_s; null without the reference) and each side's figures.
     #[arg(long)]
@@ -97,8 +101,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Human lines go to stdout, or to stderr when stdout carries the JSON object.
     let say = |line: &str| if args.json { eprintln!("{line}") } else { println!("{line}") };
     say(&header);
-    let burn = run_burn(&args);
-    say(&figures_line("burn (flex)", &burn));
+    let device = crate::backend::device(&args.device)?;
+    let burn = run_burn(&args, device);
+    say(&figures_line(&format!("burn ({})", args.device), &burn));
     let torch = if args.no_reference { None } else { Some(run_reference(&args)?) };
     if let Some(torch) = &torch {
         say(&figures_line("PyTorch", torch));
@@ -155,8 +160,8 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn run_burn(args: &Args) -> Figures {
-    let device = crate::backend::default_device().autodiff();
+fn run_burn(args: &Args, device: Device) -> Figures {
+    let device = device.autodiff();
     let config = LowLevelConfig::paper(args.voxels);
     let mut model = config.init(&device, 0);
     let mut optim = AdamWConfig::default().init();
@@ -178,8 +183,11 @@ fn run_burn(args: &Args) -> Figures {
         let t0 = Instant::now();
         let loss = (forward(&model, x.clone()) - y.clone()).abs().mean(); // L1
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let _ = device.sync();
         let t1 = Instant::now();
         model = optim.step(model, grads, 5e-4, 0.9);
+        // A GPU queues the work: wait for it, so the step is timed, not its submission.
+        let _ = device.sync();
         let t2 = Instant::now();
         if i >= args.warmup {
             step_t.push((t2 - t0).as_secs_f64());

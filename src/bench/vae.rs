@@ -29,6 +29,9 @@ pub struct Args {
     /// `cli`: the CLI uses the benchmarks, not the other way round.)
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Skip the diffusers reference (torch_s and ratio null).
+    #[arg(long)]
+    pub no_reference: bool,
     /// Print one JSON object `{"decode": {"burn_s", "torch_s", "ratio"}, "encode": {...}}`.
     #[arg(long)]
     pub json: bool,
@@ -69,11 +72,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = serde_json::json!({
         "burn": { "decode_s": decode_s, "encode_s": encode_s, "fast_cpu": crate::models::fast_cpu::enabled() }
     });
-    let reference = Command::new(&args.python)
-        .arg(&args.reference)
-        .args(["--repeats", &args.repeats.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, args.reference.display()));
+    let reference = if args.no_reference {
+        Err(anyhow::anyhow!("skipped (--no-reference)"))
+    } else {
+        Command::new(&args.python)
+            .arg(&args.reference)
+            .args(["--repeats", &args.repeats.to_string()])
+            .output()
+            .with_context(|| format!("running {} {}", args.python, args.reference.display()))
+    };
     match reference {
         Ok(out) if out.status.success() => {
             let torch: serde_json::Value = serde_json::from_slice(&out.stdout)

@@ -78,6 +78,9 @@ pub struct Args {
     /// The device to run on.
     #[command(flatten)]
     pub device: crate::cli::device_arg::DeviceArg,
+    /// The float precision.
+    #[command(flatten)]
+    pub dtype: crate::cli::device_arg::DtypeArg,
 }
 
 #[derive(Serialize)]
@@ -98,8 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !(args.repetition_penalty > 0.0) {
         bail!("--repetition-penalty must be positive (1 = none)");
     }
-    let device = args.device.device()?;
-    let model = blip::load_blip(&args.blip, &device)?;
+    let precision = args.dtype.precision;
+    let device = args.device.device_for(precision)?;
+    let mut model = blip::load_blip(&args.blip, &device)?;
+    model.model = crate::dtype::cast_module(model.model, precision);
     let prompt = model.prompt(args.prefix.as_deref())?;
     let opts = GenerateOptions {
         max_length: match (args.max_length, args.max_new_tokens) {

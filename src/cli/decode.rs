@@ -24,6 +24,9 @@ pub struct Args {
     /// The device to run on.
     #[command(flatten)]
     pub device: crate::cli::device_arg::DeviceArg,
+    /// The float precision.
+    #[command(flatten)]
+    pub dtype: crate::cli::device_arg::DtypeArg,
 }
 
 /// Read an f32 npy `[C,h,w]`/`[B,C,h,w]`, or rows of an f16/f32 `[N,C,h,w]` latent cache
@@ -53,9 +56,11 @@ pub fn read_latent_npy(
 
 /// Run `brainscope decode`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let device = args.device.device()?;
+    let precision = args.dtype.precision;
+    let device = args.device.device_for(precision)?;
     let (values, shape) = read_latent_npy(&args.latent, &args.rows)?;
-    let vae = crate::models::vae::load_vae(&args.vae, &device)?;
+    let mut vae = crate::models::vae::load_vae(&args.vae, &device)?;
+    vae.model = crate::dtype::cast_module(vae.model, precision);
     if shape[1] != vae.config.latent_channels {
         bail!(
             "{}: latent has {} channels but the VAE in {} expects {}",
@@ -67,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let z = Tensor::<4>::from_data(TensorData::new(values, shape), &device)
         .div_scalar(vae.config.scaling_factor); // [B, C, h, w] unscaled
-    let images = vae.model.decode(z); // [B, 3, H, W]
+    let images = crate::dtype::to_f32(vae.model.decode(z)); // [B, 3, H, W]
     crate::imageio::save_png(images, &args.output)?;
     eprintln!("wrote {}", args.output.display());
     Ok(())

@@ -54,6 +54,9 @@ pub struct Args {
     /// The device to run on.
     #[command(flatten)]
     pub device: crate::cli::device_arg::DeviceArg,
+    /// The float precision.
+    #[command(flatten)]
+    pub dtype: crate::cli::device_arg::DtypeArg,
 }
 
 fn rows(t: Tensor<2>) -> anyhow::Result<Vec<Vec<f32>>> {
@@ -76,20 +79,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let device = args.device.device()?;
+    let precision = args.dtype.precision;
+    let device = args.device.device_for(precision)?;
     let parts = match (args.images.is_empty(), args.texts.is_empty()) {
         (false, false) => ClipParts::All,
         (true, false) => ClipParts::Text,
         _ => ClipParts::Vision,
     };
-    let clip = clip::load_clip(&args.clip, parts, &device)?;
+    let mut clip = clip::load_clip(&args.clip, parts, &device)?;
+    clip.model = crate::dtype::cast_module(clip.model, precision);
     if !args.texts.is_empty() {
         clip.text_model()?;
     }
     if !args.images.is_empty() {
         clip.vision_model()?;
     }
-    let finish = |t: Tensor<2>| if args.unnormalized { t } else { clip::l2_normalize(t) };
+    let finish = |t: Tensor<2>| {
+        let t = crate::dtype::to_f32(t); // normalised in f32 whatever the model ran in
+        if args.unnormalized { t } else { clip::l2_normalize(t) }
+    };
 
     let mut image_embeds = Vec::new();
     if !args.images.is_empty() {

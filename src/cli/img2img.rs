@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::dtype::{Precision, cast_module, cast_pipeline, to_f32};
 use crate::pipelines::img2img::{self, NoisePredictor, preprocess_image, read_noise};
 use crate::pipelines::{Img2ImgOptions, LatentMode, Randomness, SdPipeline, sd};
 use crate::schedulers::{Scheduler, SchedulerKind, img2img_start};
@@ -44,6 +45,9 @@ pub struct DiffusionArgs {
     /// dataset row).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Float precision of the UNet, VAE and text encoder: f32, or f16 on a GPU device.
+    #[arg(long = "dtype", value_enum, default_value_t = crate::dtype::Precision::F32)]
+    pub dtype: crate::dtype::Precision,
 }
 
 /// Arguments of `brainscope img2img`.
@@ -78,12 +82,15 @@ pub struct Args {
     pub device: crate::cli::device_arg::DeviceArg,
 }
 
-/// The UNet of the pipeline folder `dir` (`unet/`) as the pipeline's noise predictor.
+/// The UNet of the pipeline folder `dir` (`unet/`) as the pipeline's noise predictor, its
+/// weights in `precision`.
 pub fn load_noise_predictor(
     dir: &Path,
     device: &burn::tensor::Device,
+    precision: Precision,
 ) -> anyhow::Result<Box<dyn NoisePredictor>> {
-    Ok(Box::new(crate::models::unet::load_unet(&dir.join("unet"), device)?.model))
+    let unet = crate::models::unet::load_unet(&dir.join("unet"), device)?.model;
+    Ok(Box::new(cast_module(unet, precision)))
 }
 
 /// Run `brainscope img2img`.
@@ -95,8 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("{}: the output must be a .png file", args.output.display());
     }
     sd::check_layout(&args.sd)?;
-    let device = args.device.device()?;
-    let pipeline = SdPipeline::load(&args.sd, &device)?;
+    let precision = args.diffusion.dtype;
+    let device = args.device.device_for(precision)?;
+    let pipeline = cast_pipeline(SdPipeline::load(&args.sd, &device)?, precision);
     // The scheduler's own checks (steps <= num_train_timesteps, config values) before any work.
     Scheduler::from_config(
         args.diffusion.scheduler,
@@ -119,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if randomness.posterior_noise.is_some() && args.diffusion.latent_mode == LatentMode::Argmax {
         anyhow::bail!("--posterior-noise is only used with --latent-mode sample");
     }
-    let unet = load_noise_predictor(&args.sd, &device)?;
+    let unet = load_noise_predictor(&args.sd, &device, precision)?;
     let options = Img2ImgOptions {
         prompt: args.prompt,
         negative_prompt: args.negative,
@@ -147,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?; // [1, 3, H, W] in [0, 1]
     bar.finish_and_clear();
     let tmp = args.output.with_extension("png.tmp");
-    crate::imageio::save_png(out.mul_scalar(2.0).sub_scalar(1.0), &tmp)?;
+    crate::imageio::save_png(to_f32(out).mul_scalar(2.0).sub_scalar(1.0), &tmp)?;
     std::fs::rename(&tmp, &args.output)
         .with_context(|| format!("renaming {} to {}", tmp.display(), args.output.display()))?;
     eprintln!("wrote {} ({w}x{h})", args.output.display());

@@ -11,6 +11,7 @@ pub mod data;
 pub mod decode;
 pub mod demo;
 pub mod device_arg;
+pub mod devices;
 pub mod embed;
 pub mod encode;
 pub mod eval;
@@ -96,6 +97,8 @@ pub enum Command {
     Rate(rate::Args),
     /// Benchmarks (throughput and memory), beside PyTorch where a reference exists.
     Bench(bench::Args),
+    /// The devices this build can run on (`--device` values): cpu, wgpu adapters, cuda GPUs.
+    Devices(devices::Args),
 }
 
 /// Parse the command line, run it, and turn errors into a message and exit code 1.
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
         Some(Command::Show(a)) => show::run(a),
         Some(Command::Rate(a)) => rate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
+        Some(Command::Devices(a)) => devices::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         latent_mode: args.diffusion.latent_mode,
         seed: args.diffusion.seed,
         restart: args.restart,
-        device: args.device.device()?,
+        precision: args.diffusion.dtype,
+        device: args.device.device_for(args.diffusion.dtype)?,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -125,6 +125,8 @@ pub struct GuidedRequest {
     pub seed: u64,
     /// Remake every high-level image (drops the earlier ones first).
     pub restart: bool,
+    /// Float precision of every model (`--dtype`; f16 only on a GPU device set up for it).
+    pub precision: crate::dtype::Precision,
     /// Where the models run.
     pub device: Device,
 }
@@ -244,15 +246,19 @@ pub fn guided_reconstruction(
     // Every model before the first write: a missing part fails fast, with nothing written.
     let device = &request.device;
     crate::pipelines::sd::check_layout(&request.sd)?;
-    let blip = blip::load_blip(&request.blip, device)?;
+    let mut blip = blip::load_blip(&request.blip, device)?;
+    blip.model = crate::dtype::cast_module(blip.model, request.precision);
     let processor = preprocess::processor(
         &request.blip,
         blip.config.vision_config.image_size as u32,
         request.blip_preprocess,
     )
     .map_err(BlipError::from)?;
-    let sd = SdPipeline::load(&request.sd, device)?;
-    let unet = load_unet(&request.sd.join("unet"), device)?.model;
+    let sd = crate::dtype::cast_pipeline(SdPipeline::load(&request.sd, device)?, request.precision);
+    let unet = crate::dtype::cast_module(
+        load_unet(&request.sd.join("unet"), device)?.model,
+        request.precision,
+    );
     write_file(&settings_path, &serde_json::to_vec_pretty(&settings).expect("json"))?;
 
     let options = |prompt: String| Img2ImgOptions {
@@ -292,7 +298,7 @@ pub fn guided_reconstruction(
                 &mut |_, _| {},
             )?; // [1, 3, H, W] in [0, 1]
             let tmp = dir.join(format!(".tmp-{}", recon_file_name(i, recon::HIGHLEVEL)));
-            imageio::save_png(out.mul_scalar(2.0).sub_scalar(1.0), &tmp)?;
+            imageio::save_png(crate::dtype::to_f32(out).mul_scalar(2.0).sub_scalar(1.0), &tmp)?;
             write_file(&caption_path(i), format!("{caption}\n").as_bytes())?;
             std::fs::rename(&tmp, high(i)).map_err(|source| GuidedError::Io {
                 action: "write",

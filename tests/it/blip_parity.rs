@@ -51,7 +51,13 @@ fn ids_of(v: &Value) -> Vec<Vec<u32>> {
 
 #[test]
 fn vision_and_decoder_logits_match_transformers() {
-    let device = brainscope::backend::default_device();
+    check_logits_on(&brainscope::backend::default_device(), TOL);
+}
+
+/// Vision last hidden state, decoder logits and their logsumexp on `device`, within `tol` of
+/// transformers (also run by `gpu_parity` on the wgpu device).
+pub(crate) fn check_logits_on(device: &Device, tol: f32) {
+    let device = device.clone();
     let dir = fixture("model");
     let blip = blip::load_blip(&dir, &device).expect("load fixture BLIP");
     let pixels = tensor::<4>(&dir.join("input_pixel_values.npy"), &device);
@@ -80,9 +86,9 @@ fn vision_and_decoder_logits_match_transformers() {
     let lse = ((logits - max.clone()).exp().sum_dim(2).log() + max).squeeze_dim::<2>(2);
     let d_lse = max_abs_diff(lse, tensor(&dir.join("expected_logits_logsumexp.npy"), &device));
     println!("vision {d_vis:.2e} logits {d_cols:.2e} logsumexp {d_lse:.2e}");
-    assert!(d_vis <= TOL, "vision last_hidden_state differs by {d_vis}");
-    assert!(d_cols <= TOL, "decoder logits differ by {d_cols}");
-    assert!(d_lse <= TOL, "decoder logsumexp differs by {d_lse}");
+    assert!(d_vis <= tol, "vision last_hidden_state differs by {d_vis}");
+    assert!(d_cols <= tol, "decoder logits differ by {d_cols}");
+    assert!(d_lse <= tol, "decoder logsumexp differs by {d_lse}");
 }
 
 fn options_of(case: &Value) -> (GenerateOptions, Option<String>) {

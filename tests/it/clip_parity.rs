@@ -45,7 +45,13 @@ fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
 }
 
 fn check_parity(name: &str) {
-    let device = brainscope::backend::default_device();
+    check_parity_on(name, &brainscope::backend::default_device(), TOL);
+}
+
+/// Vision and text towers of fixture `name` on `device`, every output within `tol` of
+/// transformers (also run by `gpu_parity` on the wgpu device).
+pub(crate) fn check_parity_on(name: &str, device: &Device, tol: f32) {
+    let device = device.clone();
     let dir = fixture(name);
     let clip = clip::load_clip(&dir, ClipParts::All, &device).expect("load fixture CLIP");
     let pixels = tensor::<4>(&dir.join("input_pixel_values.npy"), &device);
@@ -80,12 +86,12 @@ fn check_parity(name: &str) {
     println!(
         "{name}: vision last {d_vlast:e} pooled {d_vpool:e} image features {d_img:e}; text features {d_txt:e} last_hidden_state {d_last:e} (masked {d_last_masked:e})"
     );
-    assert!(d_vlast <= TOL, "{name}: vision last_hidden_state differs by {d_vlast}");
-    assert!(d_vpool <= TOL, "{name}: vision pooler_output differs by {d_vpool}");
-    assert!(d_img <= TOL, "{name}: image features differ by {d_img}");
-    assert!(d_txt <= TOL, "{name}: text features differ by {d_txt}");
-    assert!(d_last <= TOL, "{name}: text last_hidden_state differs by {d_last}");
-    assert!(d_last_masked <= TOL, "{name}: masked last_hidden_state differs by {d_last_masked}");
+    assert!(d_vlast <= tol, "{name}: vision last_hidden_state differs by {d_vlast}");
+    assert!(d_vpool <= tol, "{name}: vision pooler_output differs by {d_vpool}");
+    assert!(d_img <= tol, "{name}: image features differ by {d_img}");
+    assert!(d_txt <= tol, "{name}: text features differ by {d_txt}");
+    assert!(d_last <= tol, "{name}: text last_hidden_state differs by {d_last}");
+    assert!(d_last_masked <= tol, "{name}: masked last_hidden_state differs by {d_last_masked}");
 }
 
 #[test]

@@ -83,8 +83,14 @@ fn output_shapes() {
 
 #[test]
 fn pytorch_state_dict_loads_and_outputs_match() {
+    check_outputs_on(&Device::flex(), 1e-4);
+}
+
+/// The PyTorch state dict loaded on `device`: features and output within `tol` of PyTorch's
+/// eval-mode forward (also run by `gpu_parity` on the wgpu device).
+pub(crate) fn check_outputs_on(device: &Device, tol: f32) {
     let m = meta();
-    let device = Device::flex();
+    let device = device.clone();
     let model = LowLevelModel::load(
         &tiny_config(&m),
         std::path::Path::new(&format!("{DIR}/model.safetensors")),
@@ -93,11 +99,11 @@ fn pytorch_state_dict_loads_and_outputs_match() {
     .unwrap();
     let x = Tensor::<2>::from_data(io("input"), &device);
     let err = max_abs_diff(model.forward_features(x.clone()).into_data(), io("features"));
-    assert!(err <= 1e-4, "features: max abs err {err}");
+    assert!(err <= tol, "features: max abs err {err}");
     let out = model.forward(x);
     assert_eq!(out.dims().to_vec(), m.output_shape);
     let err = max_abs_diff(out.into_data(), io("output"));
-    assert!(err <= 1e-4, "output: max abs err {err}");
+    assert!(err <= tol, "output: max abs err {err}");
 }
 
 #[test]

@@ -7,10 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+use brainscope::dtype::Precision;
 use brainscope::models::unet;
 use brainscope::models::weights::WeightsError;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{DType, FloatDType, TensorData};
 use ndarray::ArrayD;
 
 const TOL: f32 = 1e-4;
@@ -23,7 +24,7 @@ fn npy<const D: usize>(dir: &Path, file: &str, device: &Device) -> Tensor<D> {
     let a: ArrayD<f32> = ndarray_npy::read_npy(dir.join(file)).expect("fixture npy");
     let shape: [usize; D] = a.shape().try_into().expect("rank");
     let data: Vec<f32> = a.iter().copied().collect();
-    Tensor::from_data(TensorData::new(data, shape), device)
+    Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
 }
 
 fn floats(dir: &Path, file: &str) -> Vec<f32> {
@@ -31,17 +32,27 @@ fn floats(dir: &Path, file: &str) -> Vec<f32> {
     a.iter().copied().collect()
 }
 
+/// Largest absolute difference, in f32 (`a` may be f16).
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar::<f32>()
+    (a.cast(FloatDType::F32) - b).abs().max().into_scalar::<f32>()
 }
 
 fn check_parity(name: &str) {
-    let device = brainscope::backend::default_device();
+    check_parity_on(name, &brainscope::backend::default_device(), Precision::F32, TOL);
+}
+
+/// The UNet output of fixture `name` for a shared and for per-sample timesteps on `device`, with
+/// weights and inputs in `precision`, within `tol` of diffusers' f32 (also run by `gpu_parity`).
+pub(crate) fn check_parity_on(name: &str, device: &Device, precision: Precision, tol: f32) {
+    let device = device.clone();
     let dir = fixture(name);
-    let unet = unet::load_unet(&dir, &device).expect("load fixture UNet");
-    let latents: Tensor<4> = npy(&dir, "input_latents.npy", &device);
-    let context: Tensor<3> = npy(&dir, "input_context.npy", &device);
+    let mut unet = unet::load_unet(&dir, &device).expect("load fixture UNet");
+    unet.model = brainscope::dtype::cast_module(unet.model, precision);
+    let latents: Tensor<4> =
+        npy::<4>(&dir, "input_latents.npy", &device).cast(precision.float_dtype());
+    let context: Tensor<3> =
+        npy::<3>(&dir, "input_context.npy", &device).cast(precision.float_dtype());
     let t = floats(&dir, "timestep.npy");
     assert_eq!(t.len(), 1);
     let got = unet.model.forward(latents.clone(), t[0], context.clone());
@@ -53,8 +64,8 @@ fn check_parity(name: &str) {
     let d_batch = max_abs_diff(got, npy(&dir, "expected_per_sample.npy", &device));
     println!("{name}: |out| max {scale:.3}, shared t {d_scalar:e}, per-sample t {d_batch:e}");
     assert!(scale > 0.1, "{name}: degenerate fixture output");
-    assert!(d_scalar <= TOL, "{name}: output (shared timestep) differs by {d_scalar}");
-    assert!(d_batch <= TOL, "{name}: output (per-sample timesteps) differs by {d_batch}");
+    assert!(d_scalar <= tol, "{name}: output (shared timestep) differs by {d_scalar}");
+    assert!(d_batch <= tol, "{name}: output (per-sample timesteps) differs by {d_batch}");
 }
 
 #[test]

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use brainscope::dtype::Precision;
 use brainscope::models::vae::{self, AutoencoderKLConfig};
 use brainscope::models::weights::WeightsError;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{DType, FloatDType, TensorData};
 use ndarray::ArrayD;
 
 const TOL: f32 = 1e-4;
@@ -16,34 +17,44 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vae").join(name)
 }
 
+/// A fixture array as an f32 tensor (whatever the device's default float type).
 fn npy(dir: &Path, file: &str, device: &Device) -> Tensor<4> {
     let a: ArrayD<f32> = ndarray_npy::read_npy(dir.join(file)).expect("fixture npy");
     let shape: [usize; 4] = a.shape().try_into().expect("rank 4");
     let data: Vec<f32> = a.iter().copied().collect();
-    Tensor::from_data(TensorData::new(data, shape), device)
+    Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
 }
 
+/// Largest absolute difference, in f32 (`a` may be f16).
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar::<f32>()
+    (a.cast(FloatDType::F32) - b).abs().max().into_scalar::<f32>()
 }
 
 fn check_parity(name: &str) {
-    let device = brainscope::backend::default_device();
+    check_parity_on(name, &brainscope::backend::default_device(), Precision::F32, TOL);
+}
+
+/// Encode (mean, mode, logvar) and decode of fixture `name` on `device` with weights and inputs
+/// in `precision`, each within `tol` of diffusers' f32 (also run by `gpu_parity` on wgpu).
+pub(crate) fn check_parity_on(name: &str, device: &Device, precision: Precision, tol: f32) {
+    let device = device.clone();
     let dir = fixture(name);
-    let vae = vae::load_vae(&dir, &device).expect("load fixture VAE");
-    let image = npy(&dir, "input_image.npy", &device);
+    let mut vae = vae::load_vae(&dir, &device).expect("load fixture VAE");
+    vae.model = brainscope::dtype::cast_module(vae.model, precision);
+    let input = |file| npy(&dir, file, &device).cast(precision.float_dtype());
+    let image = input("input_image.npy");
     let post = vae.model.encode(image);
     let d_mean = max_abs_diff(post.mean.clone(), npy(&dir, "expected_mean.npy", &device));
     let d_mode = max_abs_diff(post.mode(), npy(&dir, "expected_mean.npy", &device));
     let d_logvar = max_abs_diff(post.logvar.clone(), npy(&dir, "expected_logvar.npy", &device));
-    let decoded = vae.model.decode(npy(&dir, "input_latent.npy", &device));
+    let decoded = vae.model.decode(input("input_latent.npy"));
     let d_dec = max_abs_diff(decoded, npy(&dir, "expected_decoded.npy", &device));
     println!("{name}: mean {d_mean:e} logvar {d_logvar:e} decoded {d_dec:e}");
-    assert!(d_mean <= TOL, "{name}: encode mean differs by {d_mean}");
-    assert!(d_mode <= TOL, "{name}: encode mode differs by {d_mode}");
-    assert!(d_logvar <= TOL, "{name}: encode logvar differs by {d_logvar}");
-    assert!(d_dec <= TOL, "{name}: decode differs by {d_dec}");
+    assert!(d_mean <= tol, "{name}: encode mean differs by {d_mean}");
+    assert!(d_mode <= tol, "{name}: encode mode differs by {d_mode}");
+    assert!(d_logvar <= tol, "{name}: encode logvar differs by {d_logvar}");
+    assert!(d_dec <= tol, "{name}: decode differs by {d_dec}");
 }
 
 #[test]
