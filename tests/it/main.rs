@@ -17,6 +17,7 @@ mod e2e_console_training;
 mod eval_cli;
 mod eval_metrics;
 mod fast_cpu_grad;
+mod gpu_seed;
 mod hardening_runs;
 mod human_eval;
 mod img2img_parity;
