@@ -71,7 +71,11 @@ pub fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, p: f64) -> Vec<f32> {
 
 /// Host values of shape `shape` uploaded to `device` (an autodiff device gives a constant: no
 /// gradient flows into it).
-pub fn host_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+pub fn host_tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -120,9 +124,9 @@ impl ModuleMapper for TorchInit<'_> {
             ("weight", 4) => dims[1] * dims[2] * dims[3],
             // Linear [d_in, d_out] (burn's layout, PyTorch's transposed)
             ("weight", 2) => dims[0],
-            ("bias", 1) => self.fan_in.unwrap_or_else(|| {
-                panic!("TorchInit: a {owner} bias came before its weight")
-            }),
+            ("bias", 1) => self
+                .fan_in
+                .unwrap_or_else(|| panic!("TorchInit: a {owner} bias came before its weight")),
             _ => return param,
         };
         if field == "weight" {
@@ -188,18 +192,18 @@ mod tests {
         };
         let draw = |seed| net.clone().map(&mut TorchInit::new(&mut init_rng(seed)));
         let (a, b, c) = (draw(1), draw(1), draw(2));
-        let vals = |t: Tensor<4>| t.into_data().to_vec::<f32>().unwrap();
+        let vals = |t: Tensor<4>| t.into_data().into_vec::<f32>().unwrap();
         assert_eq!(vals(a.conv.weight.val()), vals(b.conv.weight.val()));
         assert_ne!(vals(a.conv.weight.val()), vals(c.conv.weight.val()));
         let conv_bound = 1.0 / 27f32.sqrt();
         let w = vals(a.conv.weight.val());
         assert!(w.iter().all(|x| x.abs() <= conv_bound));
         assert!(w.iter().any(|x| x.abs() > 0.8 * conv_bound), "drawn up to the bound");
-        let bias = a.conv.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        let bias = a.conv.bias.as_ref().unwrap().val().into_data().into_vec::<f32>().unwrap();
         assert!(bias.iter().all(|x| x.abs() <= conv_bound) && bias.iter().any(|&x| x != 0.0));
-        let lin = a.lin.weight.val().into_data().to_vec::<f32>().unwrap();
+        let lin = a.lin.weight.val().into_data().into_vec::<f32>().unwrap();
         assert!(lin.iter().all(|x| x.abs() <= 0.25) && lin.iter().any(|x| x.abs() > 0.2));
-        let gamma = a.norm.gamma.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        let gamma = a.norm.gamma.as_ref().unwrap().val().into_data().into_vec::<f32>().unwrap();
         assert!(gamma.iter().all(|&g| g == 1.0), "norms keep gamma 1");
     }
 }

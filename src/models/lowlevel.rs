@@ -257,7 +257,8 @@ fn xavier_linear(d_in: usize, d_out: usize, rng: &mut ChaCha8Rng, device: &Devic
         .init(device);
     let a = (6.0 / (d_in + d_out) as f64).sqrt();
     // [d_in, d_out]: burn's layout (PyTorch's transposed)
-    lin.weight = Param::from_tensor(host_tensor(uniform(rng, d_in * d_out, a), [d_in, d_out], device));
+    lin.weight =
+        Param::from_tensor(host_tensor(uniform(rng, d_in * d_out, a), [d_in, d_out], device));
     lin
 }
 

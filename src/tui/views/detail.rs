@@ -72,7 +72,8 @@ fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     // The device the trainer recorded (status.json), with its adapter when that fits.
     if let Some(device) = &e.run.device {
         let fits = label.chars().count() + device.chars().count() + 5 <= area.width as usize;
-        let shown = if fits { device.as_str() } else { crate::experiments::state::short_device(device) };
+        let shown =
+            if fits { device.as_str() } else { crate::experiments::state::short_device(device) };
         label.push_str(&format!(" · {shown}"));
     }
     let gauge = Gauge::default()
