@@ -192,18 +192,18 @@ mod tests {
         };
         let draw = |seed| net.clone().map(&mut TorchInit::new(&mut init_rng(seed)));
         let (a, b, c) = (draw(1), draw(1), draw(2));
-        let vals = |t: Tensor<4>| t.into_data().into_vec::<f32>().unwrap();
+        let vals = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(vals(a.conv.weight.val()), vals(b.conv.weight.val()));
         assert_ne!(vals(a.conv.weight.val()), vals(c.conv.weight.val()));
         let conv_bound = 1.0 / 27f32.sqrt();
         let w = vals(a.conv.weight.val());
         assert!(w.iter().all(|x| x.abs() <= conv_bound));
         assert!(w.iter().any(|x| x.abs() > 0.8 * conv_bound), "drawn up to the bound");
-        let bias = a.conv.bias.as_ref().unwrap().val().into_data().into_vec::<f32>().unwrap();
+        let bias = a.conv.bias.as_ref().unwrap().val().into_data().try_into_vec::<f32>().unwrap();
         assert!(bias.iter().all(|x| x.abs() <= conv_bound) && bias.iter().any(|&x| x != 0.0));
-        let lin = a.lin.weight.val().into_data().into_vec::<f32>().unwrap();
+        let lin = a.lin.weight.val().into_data().try_into_vec::<f32>().unwrap();
         assert!(lin.iter().all(|x| x.abs() <= 0.25) && lin.iter().any(|x| x.abs() > 0.2));
-        let gamma = a.norm.gamma.as_ref().unwrap().val().into_data().into_vec::<f32>().unwrap();
+        let gamma = a.norm.gamma.as_ref().unwrap().val().into_data().try_into_vec::<f32>().unwrap();
         assert!(gamma.iter().all(|&g| g == 1.0), "norms keep gamma 1");
     }
 }

@@ -58,7 +58,7 @@ fn tiny() -> LowLevelConfig {
 }
 
 fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().into_vec::<f32>().unwrap()
+    t.into_data().try_into_vec::<f32>().unwrap()
 }
 
 /// The model's weights in module order.
