@@ -16,6 +16,7 @@ pub mod imageio;
 pub mod latents;
 pub mod models;
 pub mod pipelines;
+pub mod rng;
 pub mod schedulers;
 pub mod train;
 pub mod tui;

@@ -79,6 +79,7 @@ fn write_run(dir: &Path, id: usize, n: usize) -> anyhow::Result<()> {
         step: n as u64,
         total_steps: (n * 2) as u64,
         message: "stopped by user".into(),
+        device: Some("cpu".into()),
     };
     write_status(&d.join("status.json"), &status)?;
     let path = d.join("metrics.jsonl");

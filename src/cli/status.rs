@@ -1,8 +1,11 @@
-//! `brainscope status [--dir experiments] [--json]`: every experiment with its state, epoch,
-//! last train loss, best validation L1 and, once `brainscope eval` ran, its PixCorr / SSIM
-//! (the probe set's record, else the validation split's; the JSON carries the whole record).
+//! `brainscope status [--dir experiments] [--json]`: every experiment with its state, the device
+//! its run computes on (as the trainer recorded it in status.json; `-` before a run, or for a
+//! run recorded before the field existed), epoch, last train loss, best validation L1 and, once
+//! `brainscope eval` ran, its PixCorr / SSIM (the probe set's record, else the validation
+//! split's; the JSON carries the whole record, and the device as `device`).
 
 use crate::experiments::registry::{ExperimentSummary, scan};
+use crate::experiments::state::short_device;
 use std::path::PathBuf;
 
 /// Arguments of `brainscope status`.
@@ -31,9 +34,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  MESSAGE",
+        "{:<6} {:<8} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  MESSAGE",
         "ID",
         "STATE",
+        "DEVICE",
         "ROI",
         "SEED",
         "BATCH",
@@ -68,9 +72,10 @@ fn row(e: &ExperimentSummary) -> String {
         None => e.message.clone(),
     };
     format!(
-        "{:<6} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  {}",
+        "{:<6} {:<8} {:<8} {:<8} {:>6} {:>5} {:>9} {:>10} {:>16} {:>8} {:>20}  {}",
         c.id,
         e.state.name(),
+        e.device.as_deref().map_or("-", short_device), // `--json` has the adapter too
         c.data.roi_set,
         c.train.seed,
         c.train.batch_size,

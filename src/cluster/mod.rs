@@ -553,6 +553,7 @@ mod tests {
             step: 3,
             total_steps: 12,
             message: "epoch 1".into(),
+            device: None,
         }
     }
 

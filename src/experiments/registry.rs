@@ -82,6 +82,9 @@ pub struct RunSummary {
     pub best_epoch: Option<usize>,
     /// Estimated seconds to the end of the run (running experiments only).
     pub eta_secs: Option<f64>,
+    /// The device the trainer recorded it computes on (status.json `device`; `null` before the
+    /// run started, or for a run recorded before the field existed).
+    pub device: Option<String>,
     /// The Slurm job of the latest submission (`None`: never submitted; runs locally).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::cluster::SlurmView>,
@@ -443,6 +446,7 @@ impl RunReader {
             }
             _ => None,
         };
+        let device = status.as_ref().and_then(|s| s.device.clone());
         RunSummary {
             state,
             message,
@@ -456,6 +460,7 @@ impl RunReader {
             best_val_l1: metrics.best_val.map(|(_, l1)| l1),
             best_epoch: metrics.best_val.map(|(e, _)| e),
             eta_secs,
+            device,
             slurm: None,
             eval: self.eval.clone().ok().flatten(),
             eval_error: self.eval.clone().err(),

@@ -61,6 +61,7 @@ impl ActiveRun {
             step: 0,
             total_steps: 0,
             message: "starting".into(),
+            device: None,
         };
         let run = Self { paths, status, finished: false, _lock: lock };
         run.write()?;
@@ -75,6 +76,12 @@ impl ActiveRun {
     /// The status as last written.
     pub fn status(&self) -> &RunStatus {
         &self.status
+    }
+
+    /// Record the device the run computes on (status.json `device`).
+    pub fn device(&mut self, device: &str) -> Result<(), RunError> {
+        self.status.device = Some(device.to_string());
+        self.write()
     }
 
     /// Record progress (epochs completed, steps completed, totals and a short message).

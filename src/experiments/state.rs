@@ -101,6 +101,16 @@ pub struct RunStatus {
     /// Human-readable reason for the last state change (error message on crash).
     #[serde(default)]
     pub message: String,
+    /// The device the trainer computes on, as it resolved it (`cpu`, `wgpu:0 (<adapter>)`,
+    /// `cuda:0`); absent in a status written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// A recorded device ([`RunStatus::device`]) without its adapter name
+/// (`wgpu (llvmpipe ...)` -> `wgpu`), for narrow columns.
+pub fn short_device(label: &str) -> &str {
+    label.split_once(" (").map_or(label, |(kind, _)| kind)
 }
 
 /// One line of `metrics.jsonl`: `{"t": ms, "epoch", "step", "split": "train"|"val", "loss"|"l1", "lr"}`.
@@ -249,6 +259,7 @@ mod tests {
             step: 30,
             total_steps: 100,
             message: String::new(),
+            device: Some("cpu".into()),
         }
     }
 
@@ -262,6 +273,18 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(files::STATUS)]);
+    }
+
+    #[test]
+    fn a_status_without_a_device_reads_as_none_and_is_written_back_so() {
+        let mut json = serde_json::to_value(status()).unwrap();
+        assert_eq!(json["device"], "cpu");
+        json.as_object_mut().unwrap().remove("device");
+        let old: RunStatus = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(old.device, None);
+        assert_eq!(serde_json::to_value(&old).unwrap(), json, "no device key added on rewrite");
+        assert_eq!(short_device("wgpu (llvmpipe (LLVM 19.1.7, 256 bits))"), "wgpu");
+        assert_eq!(short_device("cuda:1"), "cuda:1");
     }
 
     #[test]

@@ -17,22 +17,21 @@
 //! PyTorch adapter) and [`LowLevelModel::save`] writes the same layout, so checkpoints load in
 //! PyTorch too.
 //!
-//! Dropout is active only on an autodiff device (training); on a plain device the model runs in
-//! eval mode.
+//! [`LowLevelModel::forward`] is the eval-mode model; [`LowLevelModel::forward_train`] applies the
+//! dropouts with masks drawn on the host from a seeded generator ([`crate::rng`]), as the
+//! initial weights are ([`LowLevelConfig::init`]): one seed gives the same run on every device.
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Initializer, ModuleVisitor, Param};
-use burn::nn::{
-    Dropout, DropoutConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::module::{Initializer, Param};
+use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::silu;
+use rand_chacha::ChaCha8Rng;
 
 use crate::models::vae::{DIFFUSERS_REMAP, DIFFUSERS_SAVE_REMAP, Decoder, DecoderConfig};
 use crate::models::weights::{self, WeightsError, WeightsSpec};
+use crate::rng::{TorchInit, dropout_mask, host_tensor, init_rng, uniform};
 
 /// How [`LowLevelModel::load`] reads a state dict (one safetensors file, diffusers key fix-ups
 /// for the upsampler's attention, every tensor required and used).
@@ -214,55 +213,44 @@ impl LowLevelConfig {
         n + 2 * b[0] + conv(b[0], self.out_channels, 3)
     }
 
-    /// Build the model with Xavier-uniform linear weights drawn from `seed` (norms start at
-    /// gamma 1, beta 0 as in PyTorch).
+    /// Build the model with weights drawn on the host from `seed` ([`crate::rng::init_rng`]),
+    /// so the same seed gives the same weights on every device: the MLP's linears Xavier-uniform,
+    /// the upsampler's convolutions and linears PyTorch's default ([`TorchInit`]), norms at
+    /// gamma 1, beta 0 as in PyTorch.
     pub fn init(&self, device: &Device, seed: u64) -> LowLevelModel {
-        crate::backend::with_seed(device, seed, || self.init_unseeded(device))
-    }
-
-    /// [`Self::init`] drawing from whatever state burn's generator is in.
-    fn init_unseeded(&self, device: &Device) -> LowLevelModel {
+        let mut rng = init_rng(seed);
         let w = &self.widths;
         let (h, c, s) = (w.hidden, w.proj_channels, self.proj_size);
-        let linear = |d_in: usize, d_out: usize| xavier_linear(d_in, d_out, device);
         let norm = || LayerNormConfig::new(h).init(device);
-        let model = LowLevelModel {
-            lin0: (linear(self.input_voxels, h), norm()),
-            mlp: (0..w.blocks).map(|_| (linear(h, h), norm())).collect(),
-            lin1: linear(h, c * s * s),
+        let lin0 = (xavier_linear(self.input_voxels, h, &mut rng, device), norm());
+        let mlp = (0..w.blocks).map(|_| (xavier_linear(h, h, &mut rng, device), norm())).collect();
+        let lin1 = xavier_linear(h, c * s * s, &mut rng, device);
+        let upsampler = DecoderConfig::new(
+            c,
+            self.out_channels,
+            w.upsampler_channels.clone(),
+            self.layers_per_block,
+        )
+        .with_norm_num_groups(self.norm_groups)
+        .init(device)
+        .map(&mut TorchInit::new(&mut rng));
+        LowLevelModel {
+            lin0,
+            mlp,
+            lin1,
             norm: GroupNormConfig::new(1, c).init(device),
-            upsampler: DecoderConfig::new(
-                c,
-                self.out_channels,
-                w.upsampler_channels.clone(),
-                self.layers_per_block,
-            )
-            .with_norm_num_groups(self.norm_groups)
-            .init(device),
-            drop_in: DropoutConfig::new(w.dropout_in).init(),
-            drop_block: DropoutConfig::new(w.dropout_block).init(),
+            upsampler,
+            dropout_in: w.dropout_in,
+            dropout_block: w.dropout_block,
             proj_channels: c,
             proj_size: s,
-        };
-        // The upsampler's parameters are drawn lazily; draw them now, in module order, so the
-        // seed fixes them too.
-        model.visit(&mut ForceInit);
-        model
+        }
     }
 }
 
-/// Touches every float parameter, which initialises lazy ones.
-struct ForceInit;
-
-impl ModuleVisitor for ForceInit {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
-/// A bias-free Linear with Xavier-uniform weights, drawn now (not lazily) so that the seed set
-/// just before fixes them: `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
-fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+/// A bias-free Linear with Xavier-uniform weights drawn on the host:
+/// `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
+fn xavier_linear(d_in: usize, d_out: usize, rng: &mut ChaCha8Rng, device: &Device) -> Linear {
     let mut lin = LinearConfig::new(d_in, d_out)
         .with_bias(false)
         .with_initializer(Initializer::Zeros)
@@ -270,7 +258,7 @@ fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
     let a = (6.0 / (d_in + d_out) as f64).sqrt();
     // [d_in, d_out]: burn's layout (PyTorch's transposed)
     lin.weight =
-        Param::from_tensor(Tensor::random([d_in, d_out], Distribution::Uniform(-a, a), device));
+        Param::from_tensor(host_tensor(uniform(rng, d_in * d_out, a), [d_in, d_out], device));
     lin
 }
 
@@ -288,33 +276,54 @@ pub struct LowLevelModel {
     pub norm: GroupNorm,
     /// diffusers `Decoder` from the `[B, C, s, s]` map to the latent.
     pub upsampler: Decoder,
-    /// Dropout after the input layer.
-    pub drop_in: Dropout,
-    /// Dropout in the residual blocks.
-    pub drop_block: Dropout,
+    /// Dropout probability after the input layer (training only).
+    pub dropout_in: f64,
+    /// Dropout probability in the residual blocks (training only).
+    pub dropout_block: f64,
     proj_channels: usize,
     proj_size: usize,
 }
 
 impl LowLevelModel {
-    /// The MLP and projection up to the upsampler's input.
+    /// The MLP and projection up to the upsampler's input, in eval mode (no dropout).
     ///
     /// `x`: `[batch, V]` -> `[batch, C, s, s]` (after the GroupNorm).
     pub fn forward_features(&self, x: Tensor<2>) -> Tensor<4> {
+        self.features(x, None)
+    }
+
+    /// The whole model in eval mode (no dropout): `x` `[batch, V]` -> latents
+    /// `[batch, out_channels, s*2^(n-1), s*2^(n-1)]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<4> {
+        self.upsampler.forward(self.features(x, None))
+    }
+
+    /// The whole model in training mode: the dropouts apply masks drawn from `masks` on the host
+    /// (PyTorch's `F.dropout`: keep with probability `1 - p`, scale by `1 / (1 - p)`), in layer
+    /// order. Same shapes as [`Self::forward`].
+    pub fn forward_train(&self, x: Tensor<2>, masks: &mut ChaCha8Rng) -> Tensor<4> {
+        self.upsampler.forward(self.features(x, Some(masks)))
+    }
+
+    /// The MLP with the dropouts applied when `masks` is given.
+    fn features(&self, x: Tensor<2>, mut masks: Option<&mut ChaCha8Rng>) -> Tensor<4> {
+        let mut drop = |x: Tensor<2>, p: f64| match masks.as_deref_mut() {
+            Some(rng) if p > 0.0 => {
+                let dims = x.dims(); // [B, h]
+                let mask = host_tensor(dropout_mask(rng, dims[0] * dims[1], p), dims, &x.device());
+                x * mask
+            }
+            _ => x,
+        };
         let (lin, ln) = &self.lin0;
-        let mut x = self.drop_in.forward(silu(ln.forward(lin.forward(x)))); // [B, h]
+        let mut x = drop(silu(ln.forward(lin.forward(x))), self.dropout_in); // [B, h]
         for (lin, ln) in &self.mlp {
-            x = self.drop_block.forward(silu(ln.forward(lin.forward(x.clone())))) + x; // [B, h]
+            x = drop(silu(ln.forward(lin.forward(x.clone()))), self.dropout_block) + x; // [B, h]
         }
         let [batch, _] = x.dims();
         let x = self.lin1.forward(x); // [B, C*s*s]
         let x = x.reshape([batch, self.proj_channels, self.proj_size, self.proj_size]); // [B, C, s, s]
         self.norm.forward(x)
-    }
-
-    /// The whole model: `x` `[batch, V]` -> latents `[batch, out_channels, s*2^(n-1), s*2^(n-1)]`.
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<4> {
-        self.upsampler.forward(self.forward_features(x))
     }
 
     /// Save the weights as a PyTorch-layout safetensors state dict (diffusers keys for the

@@ -83,12 +83,10 @@ impl Learner {
         let x =
             Tensor::<2>::from_data(TensorData::new(x, [b, self.input_width]), &self.train_device); // [b, voxels]
         let y = Tensor::<4>::from_data(TensorData::new(y, [b, c, h, w]), &self.train_device); // [b, c, h, w]
-        // Dropout masks drawn from a per-step seed: a resumed run draws the same ones.
+        // Dropout masks drawn on the host from the step's window of the dropout stream: the
+        // same on every device, and a resumed run draws the ones an uninterrupted run drew.
         let model = self.model.take().expect("model present between steps");
-        let pred =
-            crate::backend::with_seed(&self.train_device, step_seed(self.seed, step), || {
-                model.forward(x)
-            }); // [b, c, h, w]
+        let pred = model.forward_train(x, &mut crate::rng::dropout_rng(self.seed, step)); // [b, c, h, w]
         let loss = (pred - y).abs().mean(); // [1]
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -145,25 +143,5 @@ impl Learner {
         self.optim = AdamW::load(&dir.join(OPTIMIZER_FILE), &model)?;
         self.model = Some(model);
         Ok(())
-    }
-}
-
-/// Device seed for the dropout masks of optimizer step `step` (fixed per step, so a resumed run
-/// draws the same masks as an uninterrupted one).
-fn step_seed(seed: u64, step: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_seeds_differ() {
-        assert_ne!(step_seed(1, 0), step_seed(1, 1));
-        assert_ne!(step_seed(1, 5), step_seed(2, 5));
     }
 }

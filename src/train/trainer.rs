@@ -147,6 +147,22 @@ fn probe_size(resumed: Option<&RunPlan>, config: &ExperimentConfig, log: &Log) -
     }
 }
 
+/// The device a run computes on, as status.json records it: `cpu`, or the GPU backend and index
+/// as given (`wgpu`, `cuda:1`) followed by the adapter's name when the backend reports one
+/// (`wgpu (llvmpipe (LLVM 19.1.7, 256 bits))`).
+pub fn device_label(name: &str, device: &burn::tensor::Device) -> String {
+    let kind = name.split_once(':').map_or(name, |(kind, _)| kind);
+    if matches!(kind, "cpu" | "flex") {
+        return "cpu".into();
+    }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(identity) = device.identity() {
+        return format!("{name} ({})", identity.name);
+    }
+    let _ = device;
+    name.to_string()
+}
+
 /// The training itself, with the lock held.
 fn train_locked(
     request: &TrainRequest,
@@ -177,6 +193,8 @@ fn train_locked(
         log.line(&format!("generated the demo dataset in {}", data_root.display()));
     }
     let device = crate::backend::device(device_name)?;
+    let device_used = device_label(device_name, &device);
+    active.device(&device_used)?;
     let data = Dataset::load(
         config,
         &request.experiment_dir,
@@ -246,7 +264,7 @@ fn train_locked(
 
     log.line(&format!(
         "experiment {}: {} train / {} val / {} probe samples, input {} voxels, latent {:?}, batch {}, {} epochs x {} steps, device {}",
-        config.id, plan.n_train, plan.n_val, rows.probe.len(), plan.input_width, plan.latent_shape, batch_size, epochs, steps_per_epoch, device_name
+        config.id, plan.n_train, plan.n_val, rows.probe.len(), plan.input_width, plan.latent_shape, batch_size, epochs, steps_per_epoch, device_used
     ));
     if meta.epoch >= epochs {
         log.line("all epochs already done");

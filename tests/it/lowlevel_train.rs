@@ -1,6 +1,6 @@
 //! Training the low-level model with this crate's AdamW and OneCycleLR: the parameter groups
 //! follow the rule (decay on linear/conv/attention weights only), and a few steps on a fixed
-//! batch lower the L1 loss with dropout active on the autodiff device.
+//! batch lower the L1 loss with dropout active (host-drawn masks, `forward_train`).
 
 use brainscope::models::lowlevel::{LowLevelConfig, LowLevelWidths};
 use brainscope::train::adamw::{AdamWConfig, param_groups};
@@ -64,7 +64,8 @@ fn loss_decreases_over_a_few_steps() {
     let mut losses = Vec::new();
     for k in 0..steps {
         let v = if k == 0 { sched.current().unwrap() } else { sched.step().unwrap() };
-        let loss = (model.forward(x.clone()) - y.clone()).abs().mean();
+        let pred = model.forward_train(x.clone(), &mut brainscope::rng::dropout_rng(3, k as u64));
+        let loss = (pred - y.clone()).abs().mean();
         losses.push(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         assert_eq!(grads.len(), param_groups(&model).len(), "every parameter gets a gradient");

@@ -19,6 +19,7 @@ mod eval_metrics;
 mod fast_cpu_grad;
 mod gpu_devices;
 mod gpu_parity;
+mod gpu_seed;
 mod gpu_train;
 mod hardening_runs;
 mod human_eval;

@@ -71,6 +71,7 @@ fn fake_status(pid: u32, state: RunState) -> RunStatus {
         step: 10,
         total_steps: 40,
         message: String::new(),
+        device: None,
     }
 }
 

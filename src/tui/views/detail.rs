@@ -69,6 +69,13 @@ fn header(f: &mut Frame, area: Rect, app: &App, idx: usize) {
     if e.corrupt_lines() > 0 {
         label.push_str(&format!(" · {} corrupt line(s)", e.corrupt_lines()));
     }
+    // The device the trainer recorded (status.json), with its adapter when that fits.
+    if let Some(device) = &e.run.device {
+        let fits = label.chars().count() + device.chars().count() + 5 <= area.width as usize;
+        let shown =
+            if fits { device.as_str() } else { crate::experiments::state::short_device(device) };
+        label.push_str(&format!(" · {shown}"));
+    }
     let gauge = Gauge::default()
         .block(block)
         .gauge_style(t.series(0))

@@ -1,0 +1,172 @@
+//! One seed, one run, on every device: the weight init and the dropout masks are drawn on the
+//! host (`brainscope::rng`), so two CPU runs of one seed are identical, another seed gives
+//! another run, and a CPU run and a wgpu run of the tiny experiment agree (every val L1 within
+//! 1e-3 relative, through the CLI). The device a run used is in status.json and `status`.
+//! Without a wgpu build or a Vulkan adapter the wgpu test says so and skips.
+
+use crate::common::Project;
+use brainscope::experiments::metrics::read_metrics;
+use brainscope::experiments::state::{MetricRecord, Split, read_status};
+use brainscope::models::lowlevel::{LowLevelConfig, LowLevelWidths};
+use brainscope::rng::dropout_rng;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use std::process::Output;
+
+/// The tolerance of the CPU-vs-wgpu comparison (relative, per val L1).
+const DEVICE_RTOL: f64 = 1e-3;
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Train the tiny experiment from scratch on `device` in the foreground; its metrics records.
+fn train(p: &Project, device: &str) -> Vec<MetricRecord> {
+    let out = p.run(&["train", "7", "--foreground", "--restart", "--device", device]);
+    assert!(out.status.success(), "train --device {device}: {}\nlog:\n{}", text(&out), p.log());
+    read_metrics(&p.dir().join("metrics.jsonl")).unwrap().0
+}
+
+fn values(records: &[MetricRecord], split: Split) -> Vec<f64> {
+    records.iter().filter(|r| r.split == split).filter_map(|r| r.loss.or(r.l1)).collect()
+}
+
+fn set_seed(p: &Project, seed: u64) {
+    let path = p.dir().join("experiment.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    assert!(toml.contains("seed = 3\n"), "{toml}");
+    std::fs::write(&path, toml.replace("seed = 3\n", &format!("seed = {seed}\n"))).unwrap();
+}
+
+fn tiny() -> LowLevelConfig {
+    LowLevelConfig::new(24)
+        .with_widths(LowLevelWidths {
+            hidden: 32,
+            blocks: 2,
+            dropout_in: 0.5,
+            dropout_block: 0.3,
+            proj_channels: 8,
+            upsampler_channels: vec![8, 16],
+        })
+        .with_proj_size(4)
+        .with_norm_groups(4)
+}
+
+fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// The model's weights in module order.
+fn weights(model: &brainscope::models::lowlevel::LowLevelModel) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0.push(flat(param.val()));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+#[test]
+fn the_seed_fixes_the_initial_weights_and_the_dropout_masks_whatever_the_device() {
+    let cfg = tiny();
+    let plain = cfg.init(&Device::flex(), 11);
+    let autodiff = cfg.init(&Device::flex().autodiff(), 11);
+    let (a, b) = (weights(&plain), weights(&autodiff));
+    assert_eq!(a, b, "one seed, one init, with or without autodiff");
+    let other = weights(&cfg.init(&Device::flex(), 12));
+    assert_eq!(a.len(), other.len());
+    // Every drawn tensor (not the norms' constant gammas and betas) changes with the seed.
+    let drawn = a.iter().zip(&other).filter(|(x, y)| x != y).count();
+    let constant = a.iter().filter(|t| t.iter().all(|&v| v == 0.0 || v == 1.0)).count();
+    assert_eq!(drawn + constant, a.len(), "{drawn} drawn + {constant} constant tensors");
+    assert!(drawn >= 10, "only {drawn} tensors depend on the seed");
+
+    let device = Device::flex().autodiff();
+    let model = cfg.init(&device, 11);
+    let x: Vec<f32> = (0..3 * 24).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect();
+    let x = || Tensor::<2>::from_data(TensorData::new(x.clone(), [3, 24]), &device); // [3, 24]
+    let run = |step| flat(model.forward_train(x(), &mut dropout_rng(11, step)));
+    assert_eq!(run(4), run(4), "a step's masks are fixed by the seed and the step");
+    assert_ne!(run(4), run(5), "each step draws other masks");
+    assert_ne!(run(4), flat(model.forward(x())), "dropout is active in training");
+    assert_eq!(flat(model.forward(x())), flat(model.forward(x())), "eval mode draws nothing");
+}
+
+#[test]
+fn two_cpu_runs_of_one_seed_are_identical_and_another_seed_gives_another_run() {
+    let p = Project::new(2, 8);
+    let first = train(&p, "cpu");
+    let again = train(&p, "cpu");
+    let (val, train_loss) = (values(&first, Split::Val), values(&first, Split::Train));
+    assert_eq!(val.len(), 2, "{first:?}");
+    assert!(!train_loss.is_empty());
+    assert_eq!(values(&again, Split::Val), val, "same seed, same val L1, bit for bit");
+    assert_eq!(values(&again, Split::Train), train_loss, "same seed, same losses");
+    let status = read_status(&p.status_path()).unwrap().unwrap();
+    assert_eq!(status.device.as_deref(), Some("cpu"));
+    set_seed(&p, 4);
+    let other = train(&p, "cpu");
+    assert_ne!(values(&other, Split::Val), val, "another seed, another run");
+}
+
+/// Whether a wgpu device answers in this process (`None`), else why not.
+#[cfg(feature = "wgpu")]
+fn wgpu_missing() -> Option<String> {
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(Default::default());
+        Tensor::<1>::from_floats([1.0, 2.0], &device).sum().into_scalar::<f32>()
+    });
+    match probe {
+        Ok(v) if v == 3.0 => None,
+        Ok(v) => Some(format!("the wgpu device computed 1 + 2 = {v}")),
+        Err(e) => Some(format!(
+            "no Vulkan adapter ({})",
+            e.downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("wgpu panicked")
+        )),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_missing() -> Option<String> {
+    Some("this test binary is built without the wgpu feature (`--features wgpu`)".into())
+}
+
+#[test]
+fn a_cpu_run_and_a_wgpu_run_of_one_seed_agree_and_status_names_each_device() {
+    if let Some(why) = wgpu_missing() {
+        eprintln!("SKIPPED a_cpu_run_and_a_wgpu_run_of_one_seed_agree: {why}");
+        return;
+    }
+    let p = Project::new(2, 8);
+    // One project, so both runs read the latent cache the first one built from one VAE.
+    let cpu = values(&train(&p, "cpu"), Split::Val);
+    let gpu_records = train(&p, "wgpu");
+    let gpu = values(&gpu_records, Split::Val);
+    assert_eq!(cpu.len(), 2, "two epochs, two val L1");
+    assert_eq!(gpu.len(), cpu.len());
+    for (epoch, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+        let rel = (c - g).abs() / c.abs();
+        eprintln!("epoch {}: val L1 cpu {c:.6} wgpu {g:.6} (relative {rel:.2e})", epoch + 1);
+        assert!(rel <= DEVICE_RTOL, "epoch {}: cpu {c} vs wgpu {g}: relative {rel:.2e}", epoch + 1);
+    }
+    let status = read_status(&p.status_path()).unwrap().unwrap();
+    let device = status.device.expect("the trainer records its device");
+    assert!(device.starts_with("wgpu"), "{device}");
+    let out = p.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["experiments"][0]["device"], device.as_str(), "{json:#}");
+    let table = String::from_utf8_lossy(&p.run(&["status"]).stdout).into_owned();
+    assert!(table.contains("DEVICE") && table.contains(" wgpu "), "{table}");
+}
