@@ -550,6 +550,13 @@ pub struct HighLevelSettings {
     pub seed: u64,
     /// Checkpoint step of the low-level images the captions and images came from.
     pub step: u64,
+    /// Float precision of the models (`f32` or `f16`); files from before it was recorded are f32.
+    #[serde(default = "f32_name")]
+    pub dtype: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
 }
 
 impl RunPaths {

@@ -217,6 +217,7 @@ pub fn guided_reconstruction(
         latent_mode: format!("{:?}", request.latent_mode).to_lowercase(),
         seed: request.seed,
         step,
+        dtype: format!("{:?}", request.precision).to_lowercase(),
     };
     let settings_path = dir.join(HIGHLEVEL_SETTINGS);
     let high = |i: usize| dir.join(recon_file_name(i, recon::HIGHLEVEL));
@@ -336,8 +337,13 @@ mod tests {
             latent_mode: "sample".into(),
             seed: 0,
             step: 10,
+            dtype: "f32".into(),
         };
         let b = HighLevelSettings { strength: 0.5, seed: 3, ..a.clone() };
+        let mut without_dtype = serde_json::to_value(&a).unwrap().as_object().unwrap().clone();
+        without_dtype.remove("dtype");
+        let read: HighLevelSettings = serde_json::from_value(without_dtype.into()).unwrap();
+        assert_eq!(read, a, "a highlevel.json from before dtype was recorded reads as f32");
         let d = settings_diff(&a, &b);
         assert!(d.contains("strength: 0.75 -> 0.5") && d.contains("seed: 0 -> 3"), "{d}");
         assert!(!d.contains("guidance"), "{d}");
