@@ -192,20 +192,12 @@ fn wordpiece_ids_exact_from_vocab_txt_and_tokenizer_json() {
     check_tokenizer(&BlipTokenizer::from_dir(&fixture("tokenizer")).unwrap(), "tokenizer.json");
 }
 
-pub(crate) fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 /// The fixture folder with `drop` removed from model.safetensors (and, with `add`, a tensor of
 /// that name added).
 pub(crate) fn edited_folder(drop: Option<&str>, add: Option<&str>) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
-    copy_dir(&fixture("model"), &dir);
+    crate::common::copy_dir(&fixture("model"), &dir);
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut kept: Vec<(String, safetensors::tensor::TensorView)> =
@@ -247,7 +239,7 @@ fn bin_only_folder_gets_the_conversion_command() {
     let device = brainscope::backend::default_device();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
-    copy_dir(&fixture("model"), &dir);
+    crate::common::copy_dir(&fixture("model"), &dir);
     std::fs::rename(dir.join("model.safetensors"), dir.join("pytorch_model.bin")).unwrap();
     let err = blip::load_blip(&dir, &device).unwrap_err().to_string();
     assert!(err.contains("pytorch_model.bin") && err.contains("save_file"), "{err}");

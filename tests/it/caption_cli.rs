@@ -8,7 +8,8 @@ use assert_cmd::Command;
 use brainscope::models::blip::preprocess::{self, Preprocess};
 use serde_json::Value;
 
-use super::blip_parity::{cases, copy_dir, edited_folder, fixture};
+use super::blip_parity::{cases, edited_folder, fixture};
+use crate::common::copy_dir;
 
 fn brainscope() -> Command {
     Command::new(env!("CARGO_BIN_EXE_brainscope"))

@@ -184,20 +184,12 @@ fn png_to_pixel_values_matches_clip_image_processor() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
-
 /// A tower-only folder (as SD's `text_encoder/` or an `image_encoder/`) made from a fixture: its
 /// config.json is the fixture's `<tower>_config` with `model_type`, the weights the full file.
 fn tower_folder(name: &str, tower: &str, projection_dim: Option<u64>) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
-    copy_dir(&fixture(name), &dir);
+    crate::common::copy_dir(&fixture(name), &dir);
     let full: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let mut sub = full[format!("{tower}_config")].clone();
@@ -206,7 +198,7 @@ fn tower_folder(name: &str, tower: &str, projection_dim: Option<u64>) -> tempfil
         sub["projection_dim"] = d.into();
     }
     std::fs::write(dir.join("config.json"), sub.to_string()).unwrap();
-    copy_dir(&fixture("tokenizer"), &tmp.path().join("tokenizer"));
+    crate::common::copy_dir(&fixture("tokenizer"), &tmp.path().join("tokenizer"));
     tmp
 }
 
@@ -311,14 +303,14 @@ fn wrong_projection_width_is_a_shape_mismatch() {
 fn folder_without_tensor(name: &str, drop: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
-    copy_dir(&fixture(name), &dir);
+    crate::common::copy_dir(&fixture(name), &dir);
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let kept: Vec<(String, safetensors::tensor::TensorView)> =
         st.tensors().into_iter().filter(|(k, _)| k != drop).collect();
     assert!(kept.len() + 1 == st.len(), "{drop} is in the fixture");
     safetensors::serialize_to_file(kept, &None, &dir.join("model.safetensors")).unwrap();
-    copy_dir(&fixture("tokenizer"), &tmp.path().join("tokenizer"));
+    crate::common::copy_dir(&fixture("tokenizer"), &tmp.path().join("tokenizer"));
     tmp
 }
 

@@ -10,24 +10,11 @@ use brainscope::data::mapping::{read_mapping, write_mapping};
 use brainscope::data::npy;
 use brainscope::data::roi::{MaskMode, RoiSet, VoxelMask};
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// A writable copy of the challenge-naming fixture: (tempdir guard, dataset root, subject dir).
 fn good_copy() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy/challenge");
-    copy_dir(&fixture, tmp.path());
+    crate::common::copy_dir(&fixture, tmp.path());
     let root = tmp.path().to_path_buf();
     let subj = root.join("subj01");
     (tmp, root, subj)

@@ -171,7 +171,7 @@ fn recon_bad_input_names_the_fix_and_writes_nothing() {
     // A pipeline folder without its UNet names the part; nothing is written.
     p.add("94", 1);
     let broken = p._tmp.path().join("sd");
-    copy_dir(Path::new(&fixture("sd/pipeline")), &broken);
+    crate::common::copy_dir(Path::new(&fixture("sd/pipeline")), &broken);
     std::fs::remove_dir_all(broken.join("unet")).unwrap();
     let out = output_within(
         Command::new(BIN)
@@ -191,16 +191,4 @@ fn recon_bad_input_names_the_fix_and_writes_nothing() {
     let out = p.recon("94", &["--strength", "1.5"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("strength"), "{}", stderr(&out));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }

@@ -30,22 +30,10 @@ fn probe() -> Probe {
     Probe { now_ms: || T0 + 55_000, pid_alive: |pid, _| pid == 4242 }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// A copy of the fixture experiments in `<tmp>/experiments`.
 fn project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(Path::new(FIXTURES), &tmp.path().join("experiments"));
+    crate::common::copy_dir(Path::new(FIXTURES), &tmp.path().join("experiments"));
     tmp
 }
 
@@ -323,7 +311,7 @@ fn final_probe(tmp: &tempfile::TempDir, id: &str, rows: &[u64]) {
     let last = brainscope::eval::human::recon_epochs(&dir).pop().unwrap();
     let from = RunPaths::new(&dir).recon_epoch(last);
     let to = RunPaths::new(&dir).recon_final(EvalSplit::Probe);
-    copy_dir(&from, &to);
+    crate::common::copy_dir(&from, &to);
     let samples: Vec<_> = rows
         .iter()
         .enumerate()

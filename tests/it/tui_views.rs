@@ -437,18 +437,6 @@ fn histories_are_held_only_while_drawn() {
     assert!(app.project.experiments.iter().all(|e| e.history.is_none()));
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The fixture experiments with what `eval` + `recon` write for 92 and 94 on probe rows 100
 /// and 101: target, low-level and high-level images, captions (one long, one missing), the
 /// `samples.json` index and a probe vote (94 wins row 100).
@@ -456,7 +444,7 @@ fn recon_project() -> tempfile::TempDir {
     use brainscope::experiments::state::{EvalSplit, RunPaths};
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("experiments");
-    copy_dir(std::path::Path::new(FIXTURES), &root);
+    crate::common::copy_dir(std::path::Path::new(FIXTURES), &root);
     let captions = [
         ("92", 0, "a brown dog running across a grassy field on a sunny afternoon"),
         ("92", 1, "a plate of food"),
