@@ -125,7 +125,7 @@ fn wgpu_missing() -> Option<String> {
         Tensor::<1>::from_floats([1.0, 2.0], &device).sum().into_scalar::<f32>()
     });
     match probe {
-        Ok(v) if v == 3.0 => None,
+        Ok(3.0) => None,
         Ok(v) => Some(format!("the wgpu device computed 1 + 2 = {v}")),
         Err(e) => Some(format!(
             "no Vulkan adapter ({})",
