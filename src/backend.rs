@@ -1,6 +1,6 @@
 //! Backend choice: burn 0.22 picks the backend at run time through [`burn::tensor::Device`].
-//! `cpu` (burn's `flex` backend, always compiled) is the default; `wgpu` (a default feature) and
-//! `cuda` are cargo features.
+//! `cpu` (burn's `flex` backend, always compiled) is the default device; `wgpu` (a default cargo
+//! feature) and `cuda` (opt-in: its build downloads LLVM) are cargo features.
 //!
 //! A wgpu device is only handed out after [`wgpu::adapters`] has seen an adapter, so
 //! `--device wgpu` on a machine without a Vulkan driver fails at once with the cause, instead of
@@ -44,20 +44,31 @@ pub enum BackendError {
     },
 }
 
-/// Device names accepted by `--device` and `experiment.toml` (`wgpu:N` and `cuda:N` pick one
-/// adapter or GPU of several).
-pub const DEVICE_NAMES: [&str; 3] = ["cpu", "wgpu", "cuda"];
+/// What a device name accepted by `--device` and `experiment.toml` looks like (`wgpu:N` and
+/// `cuda:N` pick one adapter or GPU of several), for error messages.
+pub const DEVICE_RULE: &str = "cpu, wgpu, wgpu:N, cuda or cuda:N";
+
+/// Split a device name into its kind and optional index (`wgpu:1` -> (`wgpu`, Some(1))),
+/// checking the syntax only: whether this build has the backend is [`device`]'s question.
+/// `flex` is accepted as another name for `cpu`; the CPU takes no index.
+pub fn parse_device_name(name: &str) -> Result<(&str, Option<usize>), BackendError> {
+    let unknown = || BackendError::Unknown(name.into());
+    let (kind, index) = match name.split_once(':') {
+        Some((kind, index)) => (kind, Some(index.parse::<usize>().map_err(|_| unknown())?)),
+        None => (name, None),
+    };
+    match kind {
+        "cpu" | "flex" if index.is_none() => Ok((kind, index)),
+        "wgpu" | "cuda" => Ok((kind, index)),
+        _ => Err(unknown()),
+    }
+}
 
 /// Parse a device name (`cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`) into a burn device (no
 /// autodiff). `wgpu` is wgpu's own pick (a high-performance GPU first); `wgpu:N` the N-th
 /// adapter of `brainscope devices`.
 pub fn device(name: &str) -> Result<Device, BackendError> {
-    let (kind, index) = match name.split_once(':') {
-        Some((kind, index)) => {
-            (kind, Some(index.parse::<usize>().map_err(|_| BackendError::Unknown(name.into()))?))
-        }
-        None => (name, None),
-    };
+    let (kind, index) = parse_device_name(name)?;
     match kind {
         "cpu" | "flex" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]

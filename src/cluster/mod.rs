@@ -351,10 +351,7 @@ pub fn submit(slurm: &Slurm, req: &SubmitRequest) -> Result<Vec<Submitted>, Subm
         check_startable(&dir, false)?;
         let device = req.options.device.clone().unwrap_or_else(|| config.train.device.clone());
         // By name only: the login node need not have the compute nodes' GPUs.
-        let kind = device.split_once(':').map_or(device.as_str(), |(k, _)| k);
-        if !crate::backend::DEVICE_NAMES.contains(&kind) {
-            return Err(SubmitError::Device(crate::backend::BackendError::Unknown(device)));
-        }
+        crate::backend::parse_device_name(&device).map_err(SubmitError::Device)?;
         members.push((config.id, dir, device));
     }
     // Refuse ids whose previous job still waits or runs.

@@ -236,7 +236,10 @@ impl ExperimentConfig {
                 "must be between 0 and 1, both excluded (the paper's: 0.3)",
             ));
         }
-        if let Err(rule) = check_device_syntax(&t.device) {
+        // Syntax only: whether this build has the backend is checked when training starts,
+        // with a rebuild hint.
+        if crate::backend::parse_device_name(&t.device).is_err() {
+            let rule = format!("must be one of {}", crate::backend::DEVICE_RULE);
             return Err(bad("train", "device", format!("{:?}", t.device), rule.as_str()));
         }
         let m = &self.model;
@@ -271,22 +274,6 @@ impl ExperimentConfig {
     /// Resolve a path from the file against the project directory (parent of `experiments/`).
     pub fn resolve(project_dir: &Path, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { project_dir.join(path) }
-    }
-}
-
-/// Whether `name` is a device name (`cpu`, `wgpu`, `cuda`, `cuda:N`), whether or not this build
-/// has its backend (that is checked when training starts, with a rebuild hint).
-fn check_device_syntax(name: &str) -> Result<(), String> {
-    let rule = || {
-        format!(
-            "must be one of {} (or cuda:N for the N-th GPU)",
-            crate::backend::DEVICE_NAMES.join(", ")
-        )
-    };
-    match name.split_once(':') {
-        None if crate::backend::DEVICE_NAMES.contains(&name) || name == "flex" => Ok(()),
-        Some(("cuda", index)) if index.parse::<usize>().is_ok() => Ok(()),
-        _ => Err(rule()),
     }
 }
 
@@ -334,6 +321,7 @@ mod tests {
             ("train", "val_fraction", "1.0"),
             ("train", "device", "\"gpu\""),
             ("train", "device", "\"cuda:x\""),
+            ("train", "device", "\"cpu:1\""),
             ("data", "roi_set", "\" , \""),
             ("data", "mask_mode", "\"drop\""),
             ("data", "subject", "\"\""),
@@ -359,6 +347,7 @@ mod tests {
         for (section, key, value) in [
             ("train", "device", "\"cuda:1\""),
             ("train", "device", "\"wgpu\""),
+            ("train", "device", "\"wgpu:1\""),
             ("data", "roi_set", "\"V1v, hV4\""),
             ("train", "weight_decay", "0.0"),
             ("model", "dropout_in", "0.0"),

@@ -332,9 +332,8 @@ pub fn validate(config: &ExperimentConfig) -> Result<(), CreateError> {
         return bad("data.subject", d.subject.clone(), "a subject folder name such as subj01");
     }
     let t = &config.train;
-    let (kind, index) = t.device.split_once(':').unwrap_or((&t.device, "0"));
-    if !crate::backend::DEVICE_NAMES.contains(&kind) || index.parse::<usize>().is_err() {
-        return bad("train.device", t.device.clone(), "cpu, wgpu, cuda or cuda:N");
+    if crate::backend::parse_device_name(&t.device).is_err() {
+        return bad("train.device", t.device.clone(), crate::backend::DEVICE_RULE);
     }
     if t.batch_size == 0 {
         return bad("train.batch_size", "0".into(), "a whole number >= 1");

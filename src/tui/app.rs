@@ -25,6 +25,9 @@ pub enum Column {
     State,
     /// Where the run lives: `local` or `slurm:JOBID`.
     Where,
+    /// The device the run computes on, as the trainer recorded it (`cpu`, `wgpu:0`, `cuda:1`;
+    /// `-` before the run starts).
+    Device,
     /// ROI set.
     Roi,
     /// Seed.
@@ -67,12 +70,12 @@ impl ColumnSet {
         use Column::*;
         match self {
             ColumnSet::Training => &[
-                Id, State, Epoch, Best, Loss, Eta, Roi, Seed, Batch, Human, Where, PixCorr, Ssim,
-                TwoWay, ClipSim,
+                Id, State, Epoch, Best, Loss, Eta, Roi, Seed, Batch, Human, Where, Device, PixCorr,
+                Ssim, TwoWay, ClipSim,
             ],
             ColumnSet::Eval => &[
-                Id, State, PixCorr, Ssim, TwoWay, ClipSim, Human, Best, Epoch, Roi, Where, Loss,
-                Eta, Seed, Batch,
+                Id, State, PixCorr, Ssim, TwoWay, ClipSim, Human, Best, Epoch, Roi, Where, Device,
+                Loss, Eta, Seed, Batch,
             ],
         }
     }
@@ -99,10 +102,11 @@ pub const COLUMN_SPACING: u16 = 1;
 
 impl Column {
     /// Every column in display order.
-    pub const ALL: [Column; 15] = [
+    pub const ALL: [Column; 16] = [
         Column::Id,
         Column::State,
         Column::Where,
+        Column::Device,
         Column::Roi,
         Column::Seed,
         Column::Batch,
@@ -123,6 +127,7 @@ impl Column {
             Column::Id => "ID",
             Column::State => "STATE",
             Column::Where => "WHERE",
+            Column::Device => "DEVICE",
             Column::Roi => "ROI",
             Column::Seed => "SEED",
             Column::Batch => "BATCH",
@@ -144,6 +149,7 @@ impl Column {
             Column::Id => 5,
             Column::State => 9,
             Column::Where => 11,
+            Column::Device => 7,
             Column::Roi | Column::Seed | Column::Batch => 5,
             Column::Epoch | Column::PixCorr => 7,
             Column::Loss | Column::Eta | Column::Ssim | Column::TwoWay | Column::ClipSim => 6,
@@ -1026,6 +1032,10 @@ fn compare(col: Column, a: &Experiment, b: &Experiment) -> std::cmp::Ordering {
         Column::Eta => opt_f(a.eta_secs().map(|s| s as f64), b.eta_secs().map(|s| s as f64)),
         Column::Human => opt_f(a.human.lowlevel.accuracy, b.human.lowlevel.accuracy),
         Column::Where => a.location().cmp(&b.location()),
+        // Runs not started yet (no recorded device) sort last.
+        Column::Device => {
+            (a.run.device.is_none(), &a.run.device).cmp(&(b.run.device.is_none(), &b.run.device))
+        }
         // Higher is better for every eval number: best first (ascending = best first, as for
         // the losses), missing last.
         Column::PixCorr => {

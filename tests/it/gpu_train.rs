@@ -46,7 +46,13 @@ fn gpu_train_two_epochs_stop_and_resume_on_wgpu() {
 
     let resumed = Instant::now();
     let out = p.run(&["train", "7", "--foreground", "--device", &device]);
-    let log = format!("{}{}", p.log(), String::from_utf8_lossy(&out.stderr));
+    // The foreground trainer writes its log lines to stdout, not train.log.
+    let log = format!(
+        "{}{}{}",
+        p.log(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "resume: {log}");
     println!("{device}: first epoch + stop {first:?}, resume to the end {:?}", resumed.elapsed());
     let status = read_status(&p.status_path()).unwrap().unwrap();

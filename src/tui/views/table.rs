@@ -87,6 +87,9 @@ fn cell<'a>(app: &App, e: &'a Experiment, c: Column) -> Cell<'a> {
             Cell::from(Span::styled(format!("{sym} {}", e.state().name()), style))
         }
         Column::Where => Cell::from(e.location()),
+        Column::Device => {
+            Cell::from(e.run.device.as_deref().map_or("-", crate::experiments::state::short_device))
+        }
         Column::Roi => Cell::from(e.roi_set()),
         Column::Seed => Cell::from(cfg.map_or("?".into(), |c| c.train.seed.to_string())),
         Column::Batch => Cell::from(cfg.map_or("?".into(), |c| c.train.batch_size.to_string())),
