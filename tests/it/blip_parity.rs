@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use brainscope::dtype::Precision;
 use brainscope::models::blip::{
     self, BlipError, BlipTokenizer, EarlyStopping, GenerateError, GenerateOptions,
 };
@@ -28,12 +29,16 @@ fn npy_f32(path: &Path) -> ArrayD<f32> {
 fn tensor<const D: usize>(path: &Path, device: &Device) -> Tensor<D> {
     let a = npy_f32(path);
     let shape: [usize; D] = a.shape().try_into().expect("rank");
-    Tensor::from_data(TensorData::new(a.iter().copied().collect::<Vec<_>>(), shape), device)
+    // f32 whatever the device's default float type (the f16 GPU tests cast the inputs).
+    let data = TensorData::new(a.iter().copied().collect::<Vec<_>>(), shape);
+    Tensor::from_data(data, (device, burn::tensor::DType::F32))
 }
 
+/// Max |a - b|, `a` (ours, maybe f16) compared in f32.
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar::<f32>()
+    let f32 = burn::tensor::FloatDType::F32;
+    (a.cast(f32) - b).abs().max().into_scalar::<f32>()
 }
 
 pub(crate) fn cases() -> Value {
@@ -51,16 +56,19 @@ fn ids_of(v: &Value) -> Vec<Vec<u32>> {
 
 #[test]
 fn vision_and_decoder_logits_match_transformers() {
-    check_logits_on(&brainscope::backend::default_device(), TOL);
+    check_logits_on(&brainscope::backend::default_device(), Precision::F32, TOL);
 }
 
-/// Vision last hidden state, decoder logits and their logsumexp on `device`, within `tol` of
-/// transformers (also run by `gpu_parity` on the wgpu device).
-pub(crate) fn check_logits_on(device: &Device, tol: f32) {
+/// Vision last hidden state, decoder logits and their logsumexp on `device`, weights and pixels
+/// in `precision`, within `tol` of transformers' f32 (also run by `gpu_parity` on the wgpu
+/// device). The logsumexp is taken in f32, as generation reads the logits.
+pub(crate) fn check_logits_on(device: &Device, precision: Precision, tol: f32) {
     let device = device.clone();
     let dir = fixture("model");
-    let blip = blip::load_blip(&dir, &device).expect("load fixture BLIP");
-    let pixels = tensor::<4>(&dir.join("input_pixel_values.npy"), &device);
+    let mut blip = blip::load_blip(&dir, &device).expect("load fixture BLIP");
+    blip.model = brainscope::dtype::cast_module(blip.model, precision);
+    let pixels =
+        tensor::<4>(&dir.join("input_pixel_values.npy"), &device).cast(precision.float_dtype());
     let embeds = blip.image_embeds(pixels);
     let d_vis = max_abs_diff(
         embeds.clone(),
@@ -71,7 +79,7 @@ pub(crate) fn check_logits_on(device: &Device, tol: f32) {
     let shape: [usize; 2] = ids.shape().try_into().unwrap();
     let ids =
         Tensor::<2, Int>::from_data(TensorData::new(ids.iter().copied().collect(), shape), &device);
-    let logits = blip.model.text_decoder.forward(ids, embeds); // [b, s, vocab]
+    let logits = blip.model.text_decoder.forward(ids, embeds).cast(burn::tensor::FloatDType::F32); // [b, s, vocab]
     let cols: ArrayD<i64> = ndarray_npy::read_npy(dir.join("logit_columns.npy")).unwrap();
     let cols = Tensor::<1, Int>::from_data(
         TensorData::new(cols.iter().copied().collect::<Vec<_>>(), [cols.len()]),
@@ -85,7 +93,7 @@ pub(crate) fn check_logits_on(device: &Device, tol: f32) {
     let max = logits.clone().max_dim(2); // [b, s, 1]
     let lse = ((logits - max.clone()).exp().sum_dim(2).log() + max).squeeze_dim::<2>(2);
     let d_lse = max_abs_diff(lse, tensor(&dir.join("expected_logits_logsumexp.npy"), &device));
-    println!("vision {d_vis:.2e} logits {d_cols:.2e} logsumexp {d_lse:.2e}");
+    println!("{precision:?}: vision {d_vis:.2e} logits {d_cols:.2e} logsumexp {d_lse:.2e}");
     assert!(d_vis <= tol, "vision last_hidden_state differs by {d_vis}");
     assert!(d_cols <= tol, "decoder logits differ by {d_cols}");
     assert!(d_lse <= tol, "decoder logsumexp differs by {d_lse}");

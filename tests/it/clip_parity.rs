@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use brainscope::dtype::Precision;
 use brainscope::models::clip::{
     self, ClipError, ClipParts, ClipTokenizer, ClipTokens, tokenizer::SpecialTokens,
 };
@@ -30,7 +31,9 @@ fn npy_f32(path: &Path) -> ArrayD<f32> {
 fn tensor<const D: usize>(path: &Path, device: &Device) -> Tensor<D> {
     let a = npy_f32(path);
     let shape: [usize; D] = a.shape().try_into().expect("rank");
-    Tensor::from_data(TensorData::new(a.iter().copied().collect::<Vec<_>>(), shape), device)
+    // f32 whatever the device's default float type (the f16 GPU tests cast the inputs).
+    let data = TensorData::new(a.iter().copied().collect::<Vec<_>>(), shape);
+    Tensor::from_data(data, (device, burn::tensor::DType::F32))
 }
 
 fn int_tensor(path: &Path, device: &Device) -> Tensor<2, Int> {
@@ -39,22 +42,26 @@ fn int_tensor(path: &Path, device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(a.iter().copied().collect::<Vec<_>>(), shape), device)
 }
 
+/// Max |a - b|, `a` (ours, maybe f16) compared in f32.
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).abs().max().into_scalar::<f32>()
+    let f32 = burn::tensor::FloatDType::F32;
+    (a.cast(f32) - b).abs().max().into_scalar::<f32>()
 }
 
 fn check_parity(name: &str) {
-    check_parity_on(name, &brainscope::backend::default_device(), TOL);
+    check_parity_on(name, &brainscope::backend::default_device(), Precision::F32, TOL);
 }
 
-/// Vision and text towers of fixture `name` on `device`, every output within `tol` of
-/// transformers (also run by `gpu_parity` on the wgpu device).
-pub(crate) fn check_parity_on(name: &str, device: &Device, tol: f32) {
+/// Vision and text towers of fixture `name` on `device`, weights and pixels in `precision`, every
+/// output within `tol` of transformers' f32 (also run by `gpu_parity` on the wgpu device).
+pub(crate) fn check_parity_on(name: &str, device: &Device, precision: Precision, tol: f32) {
     let device = device.clone();
     let dir = fixture(name);
-    let clip = clip::load_clip(&dir, ClipParts::All, &device).expect("load fixture CLIP");
-    let pixels = tensor::<4>(&dir.join("input_pixel_values.npy"), &device);
+    let mut clip = clip::load_clip(&dir, ClipParts::All, &device).expect("load fixture CLIP");
+    clip.model = brainscope::dtype::cast_module(clip.model, precision);
+    let pixels =
+        tensor::<4>(&dir.join("input_pixel_values.npy"), &device).cast(precision.float_dtype());
     let vision = clip.vision_model().unwrap().forward(pixels.clone());
     let d_vlast = max_abs_diff(
         vision.last_hidden_state,
@@ -84,7 +91,7 @@ pub(crate) fn check_parity_on(name: &str, device: &Device, tol: f32) {
         tensor(&dir.join("expected_last_hidden_state_masked.npy"), &device),
     );
     println!(
-        "{name}: vision last {d_vlast:e} pooled {d_vpool:e} image features {d_img:e}; text features {d_txt:e} last_hidden_state {d_last:e} (masked {d_last_masked:e})"
+        "{name} ({precision:?}): vision last {d_vlast:e} pooled {d_vpool:e} image features {d_img:e}; text features {d_txt:e} last_hidden_state {d_last:e} (masked {d_last_masked:e})"
     );
     assert!(d_vlast <= tol, "{name}: vision last_hidden_state differs by {d_vlast}");
     assert!(d_vpool <= tol, "{name}: vision pooler_output differs by {d_vpool}");

@@ -93,7 +93,7 @@ fn new_refuses_unknown_keys_bad_values_and_existing_ids_writing_nothing() {
     fails_with(&new(&["train.max_lr=fast"]), &["train.max_lr", "number"]);
     fails_with(&new(&["data.roi_set=set9"]), &["data.roi_set", "set1, set2, set3, none", "FFA-1"]);
     fails_with(&new(&["data.mask_mode=blur"]), &["data.mask_mode", "zero", "select"]);
-    fails_with(&new(&["train.device=tpu"]), &["train.device", "cpu, wgpu, cuda"]);
+    fails_with(&new(&["train.device=tpu"]), &["train.device", "cpu, wgpu, wgpu:N, cuda or cuda:N"]);
     fails_with(&new(&["train.batch_size=0"]), &["train.batch_size", ">= 1"]);
     fails_with(&new(&["train.val_fraction=1.5"]), &["train.val_fraction", "between 0 and 1"]);
     fails_with(&new(&["model.upsampler_channels=[30]"]), &["model.upsampler_channels", "32"]);
