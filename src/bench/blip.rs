@@ -4,10 +4,8 @@
 //! `generate` on the same machine (`bench/blip_reference.py`) as a ratio (> 1: burn is faster).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Context;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
@@ -97,16 +95,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             serde_json::json!({ "s_per_caption": times[times.len() / 2], "num_beams": beams });
     }
     eprintln!("burn done; now transformers ({})...", args.reference.display());
-    let reference = Command::new(&args.python)
-        .arg(&args.reference)
-        .args(["--tokens", &args.tokens.to_string(), "--beams", &args.beams.to_string()])
-        .args(["--repeats", &args.repeats.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, args.reference.display()));
-    match reference {
-        Ok(out) if out.status.success() => {
-            let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("{}: output is not JSON", args.reference.display()))?;
+    let flags = super::flags(&[
+        ("--tokens", args.tokens.to_string()),
+        ("--beams", args.beams.to_string()),
+        ("--repeats", args.repeats.to_string()),
+    ]);
+    match super::run_reference(&args.python, &args.reference, &flags)? {
+        Ok(torch) => {
             for name in ["greedy", "beams"] {
                 let ratio = torch[name]["s_per_caption"]
                     .as_f64()
@@ -116,12 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             report["transformers"] = torch;
         }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            report["transformers_error"] =
-                format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
-        }
-        Err(e) => report["transformers_error"] = format!("{e:#}").into(),
+        Err(why) => report["transformers_error"] = why.into(),
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -4,10 +4,7 @@
 //! (`bench/clip_reference.py`) as a ratio (> 1: burn is faster).
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
 
-use anyhow::Context;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
@@ -56,16 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "burn: ViT-L/14 image embedding, batch {batch}, {} runs (one warm-up)...",
         args.repeats + 1
     );
-    embed();
-    let mut times: Vec<f64> = (0..args.repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            embed();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let s = times[times.len() / 2];
+    let s = super::median_secs(args.repeats, embed);
     eprintln!(
         "burn: median {s:.2} s per batch; now transformers ({})...",
         args.reference.display()
@@ -73,25 +61,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = serde_json::json!({
         "burn": { "s_per_batch": s, "images_per_s": batch as f64 / s, "batch": batch, "repeats": args.repeats }
     });
-    let reference = Command::new(&args.python)
-        .arg(&args.reference)
-        .args(["--batch", &batch.to_string(), "--repeats", &args.repeats.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, args.reference.display()));
-    match reference {
-        Ok(out) if out.status.success() => {
-            let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("{}: output is not JSON", args.reference.display()))?;
+    let flags =
+        super::flags(&[("--batch", batch.to_string()), ("--repeats", args.repeats.to_string())]);
+    match super::run_reference(&args.python, &args.reference, &flags)? {
+        Ok(torch) => {
             let ratio = torch["images_per_s"].as_f64().map(|t| batch as f64 / s / t);
             report["transformers"] = torch;
             report["ratio_burn_over_transformers_images_per_s"] = ratio.into();
         }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            report["transformers_error"] =
-                format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
-        }
-        Err(e) => report["transformers_error"] = format!("{e:#}").into(),
+        Err(why) => report["transformers_error"] = why.into(),
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -131,28 +131,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     if let Some(script) = &args.reference {
         eprintln!("burn: {s:.1} s per image; now diffusers ({})...", script.display());
-        let out = std::process::Command::new(&args.python)
-            .arg(script)
-            .args(["--steps", &args.steps.to_string(), "--strength", &args.strength.to_string()])
-            .args(["--guidance", &args.guidance.to_string(), "--size", &side.to_string()])
-            .arg("--tokenizer")
-            .arg(&args.tokenizer)
-            .output()
-            .with_context(|| format!("running {} {}", args.python, script.display()));
-        match out {
-            Ok(out) if out.status.success() => {
-                let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
-                    .with_context(|| format!("{}: output is not JSON", script.display()))?;
+        let mut flags = super::flags(&[
+            ("--steps", args.steps.to_string()),
+            ("--strength", args.strength.to_string()),
+            ("--guidance", args.guidance.to_string()),
+            ("--size", side.to_string()),
+        ]);
+        flags.extend(["--tokenizer".to_string(), args.tokenizer.display().to_string()]);
+        match super::run_reference(&args.python, script, &flags)? {
+            Ok(torch) => {
                 report["ratio_burn_over_diffusers"] =
                     torch["s_per_image"].as_f64().map(|t| s / t).into();
                 report["diffusers"] = torch;
             }
-            Ok(out) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                report["diffusers_error"] =
-                    format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
-            }
-            Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
+            Err(why) => report["diffusers_error"] = why.into(),
         }
     }
     println!("{}", serde_json::to_string_pretty(&report)?);

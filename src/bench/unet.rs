@@ -8,10 +8,8 @@
 //! `proj_in` (a 1x1 conv) and a 3x3 conv.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
 
-use anyhow::Context;
+use super::median_secs;
 use burn::prelude::*;
 
 use crate::models::unet::UNet2DConditionModelConfig;
@@ -36,19 +34,6 @@ pub struct Args {
     pub blocks: bool,
 }
 
-fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut t: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = crate::backend::device(&args.device)?;
@@ -70,25 +55,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = serde_json::json!({
         "burn": { "unet_s": unet_s, "fast_cpu": crate::models::fast_cpu::enabled() }
     });
-    let reference = Command::new(&args.python)
-        .arg(&args.reference)
-        .args(["--repeats", &args.repeats.to_string()])
-        .output()
-        .with_context(|| format!("running {} {}", args.python, args.reference.display()));
-    match reference {
-        Ok(out) if out.status.success() => {
-            let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("{}: output is not JSON", args.reference.display()))?;
+    let flags = super::flags(&[("--repeats", args.repeats.to_string())]);
+    match super::run_reference(&args.python, &args.reference, &flags)? {
+        Ok(torch) => {
             report["ratio_burn_over_diffusers"] =
                 torch["unet_s"].as_f64().map(|t| unet_s / t).into();
             report["diffusers"] = torch;
         }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            report["diffusers_error"] =
-                format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
-        }
-        Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
+        Err(why) => report["diffusers_error"] = why.into(),
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

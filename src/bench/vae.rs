@@ -5,10 +5,7 @@
 //! null where the reference could not run) instead of the report.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
 
-use anyhow::Context;
 use burn::prelude::*;
 
 use crate::models::vae::AutoencoderKLConfig;
@@ -37,19 +34,6 @@ pub struct Args {
     pub json: bool,
 }
 
-fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut t: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = crate::backend::device(&args.device)?;
@@ -62,9 +46,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let runs = args.repeats.max(1) + 1;
     eprintln!("burn: decode [1, 4, 64, 64] -> 512x512, {runs} runs (one warm-up)...");
-    let decode_s = median_secs(args.repeats, || sync(model.decode(latent.clone())));
+    let decode_s = super::median_secs(args.repeats, || sync(model.decode(latent.clone())));
     eprintln!("burn: decode median {decode_s:.2} s; encode 512x512, {runs} runs...");
-    let encode_s = median_secs(args.repeats, || sync(model.encode(image.clone()).mode()));
+    let encode_s = super::median_secs(args.repeats, || sync(model.encode(image.clone()).mode()));
     eprintln!(
         "burn: encode median {encode_s:.2} s; now diffusers ({})...",
         args.reference.display()
@@ -73,18 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "burn": { "decode_s": decode_s, "encode_s": encode_s, "fast_cpu": crate::models::fast_cpu::enabled() }
     });
     let reference = if args.no_reference {
-        Err(anyhow::anyhow!("skipped (--no-reference)"))
+        Err("skipped (--no-reference)".to_string())
     } else {
-        Command::new(&args.python)
-            .arg(&args.reference)
-            .args(["--repeats", &args.repeats.to_string()])
-            .output()
-            .with_context(|| format!("running {} {}", args.python, args.reference.display()))
+        let flags = super::flags(&[("--repeats", args.repeats.to_string())]);
+        super::run_reference(&args.python, &args.reference, &flags)?
     };
     match reference {
-        Ok(out) if out.status.success() => {
-            let torch: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .with_context(|| format!("{}: output is not JSON", args.reference.display()))?;
+        Ok(torch) => {
             let ratio = |ours: f64, k: &str| torch[k].as_f64().map(|t| ours / t);
             let ratios = serde_json::json!({
                 "decode": ratio(decode_s, "decode_s"),
@@ -93,12 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report["diffusers"] = torch;
             report["ratio_burn_over_diffusers"] = ratios;
         }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            report["diffusers_error"] =
-                format!("{} exited with {}: {}", args.python, out.status, stderr.trim()).into();
-        }
-        Err(e) => report["diffusers_error"] = format!("{e:#}").into(),
+        Err(why) => report["diffusers_error"] = why.into(),
     }
     if args.json {
         println!("{}", contract(&report, decode_s, encode_s));

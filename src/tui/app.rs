@@ -5,7 +5,7 @@ use crate::experiments::control::{self, ControlError, StopOutcome};
 use crate::experiments::launch::{self, LaunchOptions, StartError};
 use crate::experiments::registry::{RegistryError, find};
 use crate::experiments::state::RunState;
-use crate::tui::eval_job::{EvalJobs, Finished};
+use crate::tui::background_job::{BackgroundJobs, Finished};
 use crate::tui::image::ImageCache;
 use crate::tui::keys::{self, Action, Mode, View};
 use crate::tui::model::{Experiment, Project, id_order};
@@ -399,9 +399,9 @@ pub struct App {
     /// The table's columns as last drawn (the digit keys sort by them).
     pub columns: Vec<Column>,
     /// `brainscope eval` commands started with `e` (`None` without a launcher).
-    pub evals: Option<EvalJobs>,
+    pub evals: Option<BackgroundJobs>,
     /// `R`: `brainscope recon` jobs started here (`None` where starting runs is disabled).
-    pub recons: Option<EvalJobs>,
+    pub recons: Option<BackgroundJobs>,
     /// The open clone form (`n`).
     pub form: Option<crate::tui::form::CloneForm>,
     /// Experiment id waiting for the "local or Slurm?" answer (`s` where `sbatch` exists).
@@ -423,11 +423,12 @@ impl App {
         launcher: Option<Launcher>,
     ) -> Self {
         let (control_tx, control_rx) = mpsc::channel();
-        let evals =
-            launcher.as_ref().map(|l| EvalJobs::new(l.exe.clone(), l.experiments_dir.clone()));
-        let recons = launcher
+        let evals = launcher
             .as_ref()
-            .map(|l| EvalJobs::for_command(l.exe.clone(), l.experiments_dir.clone(), "recon"));
+            .map(|l| BackgroundJobs::new(l.exe.clone(), l.experiments_dir.clone()));
+        let recons = launcher.as_ref().map(|l| {
+            BackgroundJobs::for_command(l.exe.clone(), l.experiments_dir.clone(), "recon")
+        });
         let slurm_available = launcher.is_some() && crate::cluster::slurm::Slurm::available();
         Self {
             project,

@@ -4,13 +4,13 @@
 //! (`experiments::registry::RunReader`), holding a [`history`] only for what is drawn; [`app`]
 //! holds the state and applies [`keys`] actions (one binding table, also the help); [`views`]
 //! draw in the [`theme`]'s colours, [`event`] runs the loop, [`image`] encodes images off the UI
-//! thread, [`terminal`] guarantees the terminal is restored. [`eval_job`] runs `brainscope eval`
+//! thread, [`terminal`] guarantees the terminal is restored. [`background_job`] runs `brainscope eval`
 //! in the background (`e`), [`form`] is the clone form (`n`, through `experiments::create`),
 //! [`sample_metrics`] scores the compared images off the draw path.
 
 pub mod app;
+pub mod background_job;
 pub mod chart;
-pub mod eval_job;
 pub mod event;
 pub mod form;
 pub mod history;

@@ -203,12 +203,17 @@ pub fn untrained_project() -> tempfile::TempDir {
 
 /// Copy the folder `from` to `to`, recursively.
 pub fn copy_dir(from: &Path, to: &Path) {
+    copy_dir_skipping(from, to, &[]);
+}
+
+/// Copy the folder `from` to `to`, recursively, leaving out files named one of `skip`.
+pub fn copy_dir_skipping(from: &Path, to: &Path, skip: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let dest = to.join(e.file_name());
         if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
+            copy_dir_skipping(&e.path(), &dest, skip);
+        } else if !skip.iter().any(|s| e.file_name() == *s) {
             std::fs::copy(e.path(), dest).unwrap();
         }
     }

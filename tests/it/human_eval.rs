@@ -32,7 +32,9 @@ fn probe() -> Probe {
 fn project(ids: &[&str]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for id in ids {
-        copy_dir(&Path::new(FIXTURES).join(id), &tmp.path().join("experiments").join(id));
+        // status.json left out: the copies start with no recorded run state.
+        let (from, to) = (Path::new(FIXTURES).join(id), tmp.path().join("experiments").join(id));
+        crate::common::copy_dir_skipping(&from, &to, &["status.json"]);
         let toml = tmp.path().join("experiments").join(id).join("experiment.toml");
         let text = std::fs::read_to_string(&toml).unwrap().replace("demo-data", "no-data");
         std::fs::write(&toml, text).unwrap();
@@ -43,18 +45,6 @@ fn project(ids: &[&str]) -> tempfile::TempDir {
     )
     .unwrap();
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else if e.file_name() != "status.json" {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 fn exps(root: &Path, ids: &[&str]) -> Vec<(String, PathBuf)> {

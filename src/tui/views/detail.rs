@@ -95,7 +95,7 @@ pub fn eval_lines(app: &App, e: &Experiment) -> Vec<Line<'static>> {
     if let Some((progress, secs)) = jobs.and_then(|j| j.progress(&e.id)) {
         head.push(Span::styled(format!(" running {}: {progress}", fmt_duration(secs)), t.warn()));
         lines.push(Line::from(std::mem::take(&mut head)));
-    } else if let Some(crate::tui::eval_job::Finished::Failed(why)) =
+    } else if let Some(crate::tui::background_job::Finished::Failed(why)) =
         jobs.and_then(|j| j.finished(&e.id))
     {
         head.push(Span::styled(format!(" failed: {why}"), t.warn()));
@@ -107,7 +107,8 @@ pub fn eval_lines(app: &App, e: &Experiment) -> Vec<Line<'static>> {
                 Span::styled(" recon", t.accent()),
                 Span::styled(format!(" running {}: {progress}", fmt_duration(secs)), t.warn()),
             ]));
-        } else if let Some(crate::tui::eval_job::Finished::Failed(why)) = jobs.finished(&e.id) {
+        } else if let Some(crate::tui::background_job::Finished::Failed(why)) = jobs.finished(&e.id)
+        {
             lines.push(Line::from(vec![
                 Span::styled(" recon", t.accent()),
                 Span::styled(format!(" failed: {why}"), t.warn()),

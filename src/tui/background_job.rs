@@ -36,9 +36,9 @@ pub enum Finished {
     Failed(String),
 }
 
-/// The eval (or recon) commands started from this console.
+/// The background commands of one kind (`eval` or `recon`) started from this console.
 #[derive(Debug)]
-pub struct EvalJobs {
+pub struct BackgroundJobs {
     exe: PathBuf,
     command: &'static str,
     experiments_dir: PathBuf,
@@ -47,10 +47,10 @@ pub struct EvalJobs {
     polled: Option<Instant>,
 }
 
-/// How often [`EvalJobs::poll`] looks at the logs and processes.
+/// How often [`BackgroundJobs::poll`] looks at the logs and processes.
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-impl EvalJobs {
+impl BackgroundJobs {
     /// Jobs that run `exe eval ID --dir experiments_dir`.
     pub fn new(exe: PathBuf, experiments_dir: PathBuf) -> Self {
         Self::for_command(exe, experiments_dir, "eval")
@@ -214,7 +214,7 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut jobs = EvalJobs::new(script, dir.path().to_path_buf());
+        let mut jobs = BackgroundJobs::new(script, dir.path().to_path_buf());
         jobs.start("7").unwrap();
         assert!(jobs.is_running("7"));
         assert!(jobs.start("7").is_err(), "one at a time per experiment");
