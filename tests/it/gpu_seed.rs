@@ -126,9 +126,9 @@ fn two_cpu_runs_of_one_seed_are_identical_and_another_seed_gives_another_run() {
 }
 
 #[test]
-fn a_cpu_run_and_a_wgpu_run_of_one_seed_agree_and_status_names_each_device() {
+fn a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike_and_status_names_each_device() {
     // The group's device (`wgpu`; `cuda` under scripts/gpu-check.sh), or a printed skip.
-    let test = "a_cpu_run_and_a_wgpu_run_of_one_seed_agree";
+    let test = "a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike";
     if crate::gpu_parity::gpu_or_skip(test).is_none() {
         return;
     }
