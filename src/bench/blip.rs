@@ -95,11 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             serde_json::json!({ "s_per_caption": times[times.len() / 2], "num_beams": beams });
     }
     eprintln!("burn done; now transformers ({})...", args.reference.display());
-    let flags = super::flags(&[
+    let flags = [
         ("--tokens", args.tokens.to_string()),
         ("--beams", args.beams.to_string()),
         ("--repeats", args.repeats.to_string()),
-    ]);
+    ];
     match super::run_reference(&args.python, &args.reference, &flags)? {
         Ok(torch) => {
             for name in ["greedy", "beams"] {

@@ -61,8 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = serde_json::json!({
         "burn": { "s_per_batch": s, "images_per_s": batch as f64 / s, "batch": batch, "repeats": args.repeats }
     });
-    let flags =
-        super::flags(&[("--batch", batch.to_string()), ("--repeats", args.repeats.to_string())]);
+    let flags = [("--batch", batch.to_string()), ("--repeats", args.repeats.to_string())];
     match super::run_reference(&args.python, &args.reference, &flags)? {
         Ok(torch) => {
             let ratio = torch["images_per_s"].as_f64().map(|t| batch as f64 / s / t);

@@ -131,13 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     if let Some(script) = &args.reference {
         eprintln!("burn: {s:.1} s per image; now diffusers ({})...", script.display());
-        let mut flags = super::flags(&[
+        let flags = [
             ("--steps", args.steps.to_string()),
             ("--strength", args.strength.to_string()),
             ("--guidance", args.guidance.to_string()),
             ("--size", side.to_string()),
-        ]);
-        flags.extend(["--tokenizer".to_string(), args.tokenizer.display().to_string()]);
+            ("--tokenizer", args.tokenizer.display().to_string()),
+        ];
         match super::run_reference(&args.python, script, &flags)? {
             Ok(torch) => {
                 report["ratio_burn_over_diffusers"] =

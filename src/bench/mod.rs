@@ -28,15 +28,16 @@ pub(crate) fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-/// Run the PyTorch reference `python script args..`: `Ok(Ok(json))` with its stdout,
+/// Run the PyTorch reference `python script --flag value ..`: `Ok(Ok(json))` with its stdout,
 /// `Ok(Err(why))` when it could not run or exited non-zero (the report names why and goes on
 /// without ratios), `Err` when it ran but printed something that is not JSON.
 pub(crate) fn run_reference(
     python: &str,
     script: &Path,
-    args: &[String],
+    flags: &[(&str, String)],
 ) -> anyhow::Result<Result<serde_json::Value, String>> {
     use anyhow::Context;
+    let args = flags.iter().flat_map(|(flag, value)| [*flag, value.as_str()]);
     let out = match std::process::Command::new(python).arg(script).args(args).output() {
         Ok(out) => out,
         Err(e) => return Ok(Err(format!("running {python} {}: {e}", script.display()))),
@@ -48,9 +49,4 @@ pub(crate) fn run_reference(
     let json = serde_json::from_slice(&out.stdout)
         .with_context(|| format!("{}: output is not JSON", script.display()))?;
     Ok(Ok(json))
-}
-
-/// `["--flag", value]` pairs as the argument list of [`run_reference`].
-pub(crate) fn flags(pairs: &[(&str, String)]) -> Vec<String> {
-    pairs.iter().flat_map(|(k, v)| [k.to_string(), v.clone()]).collect()
 }

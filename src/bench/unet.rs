@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut report = serde_json::json!({
         "burn": { "unet_s": unet_s, "fast_cpu": crate::models::fast_cpu::enabled() }
     });
-    let flags = super::flags(&[("--repeats", args.repeats.to_string())]);
+    let flags = [("--repeats", args.repeats.to_string())];
     match super::run_reference(&args.python, &args.reference, &flags)? {
         Ok(torch) => {
             report["ratio_burn_over_diffusers"] =

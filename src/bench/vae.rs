@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let reference = if args.no_reference {
         Err("skipped (--no-reference)".to_string())
     } else {
-        let flags = super::flags(&[("--repeats", args.repeats.to_string())]);
+        let flags = [("--repeats", args.repeats.to_string())];
         super::run_reference(&args.python, &args.reference, &flags)?
     };
     match reference {

@@ -4,8 +4,9 @@
 //! Tolerances (max absolute difference to the PyTorch reference, f32 on wgpu):
 //! VAE encode/decode 1e-4, low-level model 1e-4, CLIP towers 1e-4, BLIP vision + decoder logits
 //! 1e-4, UNet 1e-4 — the same as on the CPU. In f16 (`--dtype f16`, weights and activations
-//! half precision): VAE encode/decode 5e-2 (lavapipe: decode 1.6e-2 and 3.6e-2 on the two fixtures), UNet 2e-2,
-//! CLIP towers 5e-2, BLIP vision + decoder logits 1.5e-1 (lavapipe: 1.6e-2 and 7.0e-2)., against the same f32 references.
+//! half precision), against the same f32 references: VAE encode/decode 5e-2 (lavapipe: decode
+//! 1.6e-2 and 3.6e-2 on the two fixtures), UNet 2e-2, CLIP towers 5e-2, BLIP vision + decoder
+//! logits 1.5e-1 (lavapipe: 1.6e-2 and 7.0e-2).
 //!
 //! Without a wgpu adapter every test prints `skipped: ...` and passes, unless
 //! `BRAINSCOPE_REQUIRE_WGPU=1` (set by `.ci/run`), which makes a missing adapter a failure.

@@ -44,11 +44,16 @@ fn values(records: &[MetricRecord], split: Split) -> Vec<f64> {
     records.iter().filter(|r| r.split == split).filter_map(|r| r.loss.or(r.l1)).collect()
 }
 
-fn set_seed(p: &Project, seed: u64) {
+/// Replace `from` (which must be there) by `to` in the experiment's experiment.toml.
+fn edit_toml(p: &Project, from: &str, to: &str) {
     let path = p.dir().join("experiment.toml");
     let toml = std::fs::read_to_string(&path).unwrap();
-    assert!(toml.contains("seed = 3\n"), "{toml}");
-    std::fs::write(&path, toml.replace("seed = 3\n", &format!("seed = {seed}\n"))).unwrap();
+    assert!(toml.contains(from), "{toml}");
+    std::fs::write(&path, toml.replace(from, to)).unwrap();
+}
+
+fn set_seed(p: &Project, seed: u64) {
+    edit_toml(p, "seed = 3\n", &format!("seed = {seed}\n"));
 }
 
 fn tiny() -> LowLevelConfig {
@@ -136,12 +141,7 @@ fn a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike_and_status_names_each_device
     let p = Project::new(2, 8);
     // 128 upsampler channels, 4 per GroupNorm group, as real configs have 2 or more. With the
     // shared experiment's 32 (one channel over 2x2 pixels a group) the runs part from step 4.
-    let path = p.dir().join("experiment.toml");
-    let toml = std::fs::read_to_string(&path).unwrap();
-    assert!(toml.contains("upsampler_channels = [32, 32, 32]"), "{toml}");
-    let toml =
-        toml.replace("upsampler_channels = [32, 32, 32]", "upsampler_channels = [128, 128, 128]");
-    std::fs::write(&path, toml).unwrap();
+    edit_toml(&p, "upsampler_channels = [32, 32, 32]", "upsampler_channels = [128, 128, 128]");
     // One project, so both runs read the latent cache the first one built from one VAE.
     let cpu_records = train(&p, "cpu");
     let gpu_records = train(&p, &gpu_device);
