@@ -12,6 +12,7 @@ pub mod dtype;
 pub mod errors;
 pub mod eval;
 pub mod experiments;
+pub(crate) mod huge_pages;
 pub mod imageio;
 pub mod latents;
 pub mod models;

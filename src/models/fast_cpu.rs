@@ -1,6 +1,7 @@
-//! CPU (flex backend) fast paths for the three operations that dominate the SD VAE and the
-//! low-level upsampler: convolution (stride 1 and 2, any zero padding, bias), GroupNorm
-//! (optionally fused with SiLU) and nearest 2x upsampling, for inference *and* training.
+//! CPU (flex backend) fast paths for the operations that dominate the SD VAE and the low-level
+//! model: convolution (stride 1 and 2, any zero padding, bias), GroupNorm (optionally fused with
+//! SiLU), nearest 2x upsampling and the MLP's bias-free linear layers, for
+//! inference *and* training.
 //!
 //! burn's flex convolution builds an im2col tile per 512 output pixels; here a stride-1
 //! convolution is computed as `kh * kw` large GEMMs over *shifted views* of the zero-padded input
@@ -26,6 +27,7 @@
 pub mod attention;
 mod autodiff;
 mod kernels;
+mod linear;
 
 /// OpenBLAS's `cblas_sgemm` (the `openblas` feature), which the convolution GEMMs run on.
 #[cfg(feature = "openblas")]
@@ -36,7 +38,7 @@ use std::sync::OnceLock;
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, PaddingConfig2d};
+use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::PadMode;
@@ -81,6 +83,24 @@ fn from_vec<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
 
 fn from_ad<const D: usize>(p: AdTensor) -> Tensor<D> {
     Tensor::from_primitive::<Autodiff<Flex>>(p)
+}
+
+/// `lin.forward(x)` for a bias-free linear layer, through the GEMMs of [`linear`] (OpenBLAS with
+/// the `openblas` feature; with autodiff, the input and weight gradients too). `[m, k] -> [m, n]`.
+pub fn linear(lin: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let [m, k] = x.dims();
+    let weight = lin.weight.val(); // [k, n]
+    let [_, n] = weight.dims();
+    if lin.bias.is_some() || m == 0 || k == 0 || n == 0 {
+        return lin.forward(x);
+    }
+    match (prim(&x), prim(&weight)) {
+        (Some(Prim::Plain(xp)), Some(Prim::Plain(w))) => {
+            from_vec(linear::forward(slice(&xp), slice(&w), m, k, n), [m, n])
+        }
+        (Some(Prim::Ad(xp)), Some(Prim::Ad(w))) => from_ad(autodiff::linear_no_bias(xp, w)),
+        _ => lin.forward(x), // another backend or dtype, or autodiff mixed with plain
+    }
 }
 
 /// `conv.forward(x)`, through shifted GEMMs when the convolution has stride 1 or 2, dilation 1,

@@ -29,6 +29,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use rand_chacha::ChaCha8Rng;
 
+use crate::models::fast_cpu;
 use crate::models::vae::{DIFFUSERS_REMAP, DIFFUSERS_SAVE_REMAP, Decoder, DecoderConfig};
 use crate::models::weights::{self, WeightsError, WeightsSpec};
 use crate::rng::{TorchInit, dropout_mask, host_tensor, init_rng, uniform};
@@ -316,12 +317,12 @@ impl LowLevelModel {
             _ => x,
         };
         let (lin, ln) = &self.lin0;
-        let mut x = drop(silu(ln.forward(lin.forward(x))), self.dropout_in); // [B, h]
+        let mut x = drop(silu(ln.forward(fast_cpu::linear(lin, x))), self.dropout_in); // [B, h]
         for (lin, ln) in &self.mlp {
-            x = drop(silu(ln.forward(lin.forward(x.clone()))), self.dropout_block) + x; // [B, h]
+            x = drop(silu(ln.forward(fast_cpu::linear(lin, x.clone()))), self.dropout_block) + x; // [B, h]
         }
         let [batch, _] = x.dims();
-        let x = self.lin1.forward(x); // [B, C*s*s]
+        let x = fast_cpu::linear(&self.lin1, x); // [B, C*s*s]
         let x = x.reshape([batch, self.proj_channels, self.proj_size, self.proj_size]); // [B, C, s, s]
         self.norm.forward(x)
     }

@@ -38,6 +38,8 @@ use burn::prelude::*;
 use burn::tensor::{GradientCheckpointingStrategy, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::huge_pages::{HUGE_MIN, zeroed_buffer};
+
 /// Errors of saving and loading the optimizer state.
 #[derive(Debug, thiserror::Error)]
 pub enum AdamWError {
@@ -109,38 +111,6 @@ impl Moments {
     fn zeros(n: usize) -> Self {
         Self { m: zeroed_buffer(n), v: zeroed_buffer(n), param_relocated: false }
     }
-}
-
-/// Buffers at least this large (in values) are backed by transparent huge pages.
-const HUGE_MIN: usize = 1 << 20;
-
-/// A zero-filled buffer; large ones are advised to use transparent huge pages (2 MiB) before
-/// the first touch, which cuts TLB misses of the streaming update (the OS may ignore it).
-fn zeroed_buffer(n: usize) -> Vec<f32> {
-    if n < HUGE_MIN {
-        return vec![0.0; n];
-    }
-    let mut buf = Vec::<f32>::with_capacity(n);
-    advise_huge_pages(buf.as_mut_ptr(), n);
-    buf.resize(n, 0.0);
-    buf
-}
-
-/// `madvise(MADV_HUGEPAGE)` on the whole 2 MiB pages inside `[ptr, ptr + n)`.
-fn advise_huge_pages(ptr: *mut f32, n: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = (ptr as usize).div_ceil(HUGE) * HUGE;
-        let end = (ptr as usize + n * 4) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: the range lies inside an allocation we own; madvise only changes paging
-            // policy and its failure is harmless (ignored).
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, n);
 }
 
 /// AdamW with PyTorch's arithmetic and a fused CPU update. Built by [`AdamWConfig::init`].

@@ -9,7 +9,7 @@ use brainscope::models::fast_cpu;
 use brainscope::models::vae::posterior::seeded_normal;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{GroupNorm, GroupNormConfig, Initializer, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::{Gradients, TensorData};
@@ -157,6 +157,37 @@ fn upsample_gradient_matches_burn() {
     let (dx_fast, _) = backward(&x, fast, 9);
     let (dx_ref, _) = backward(&x, reference, 9);
     assert_close("upsample input grad", dx_fast, dx_ref);
+}
+
+/// The bias-free linear layer (odd sizes, 1 to 65 rows): output, input and weight gradients,
+/// with the input tracked or not.
+#[test]
+fn linear_gradients_match_burn() {
+    let d = device();
+    for (i, &(m, k, n)) in
+        [(1, 7, 5), (5, 37, 29), (16, 130, 517), (64, 9, 33), (65, 11, 6)].iter().enumerate()
+    {
+        let mut lin = LinearConfig::new(k, n).with_bias(false).init(&d);
+        lin.weight = Param::from_tensor(random([k, n], 40 + i as u64, &d));
+        for track_input in [true, false] {
+            let x = random([m, k], 50 + i as u64, &d);
+            let x = if track_input { x.require_grad() } else { x };
+            let fast = fast_cpu::linear(&lin, x.clone());
+            let reference = lin.forward(x.clone());
+            let err = relative_error(fast.clone().inner(), reference.clone().inner());
+            assert!(err <= TOLERANCE, "case {i}: output relative error {err}");
+            let r = random([m, n], 60 + i as u64, &d);
+            let g_fast = (fast * r.clone()).sum().backward();
+            let g_ref = (reference * r).sum().backward();
+            let what = format!("case {i} ({m}x{k} @ {k}x{n}) weight grad");
+            assert_close(&what, lin.weight.val().grad(&g_fast), lin.weight.val().grad(&g_ref));
+            if track_input {
+                assert_close(&format!("case {i} input grad"), x.grad(&g_fast), x.grad(&g_ref));
+            } else {
+                assert!(x.grad(&g_fast).is_none(), "an untracked input gets no gradient");
+            }
+        }
+    }
 }
 
 /// GroupNorm + SiLU -> conv -> upsample -> conv -> stride-2 conv, as a resnet/upsampler chain:

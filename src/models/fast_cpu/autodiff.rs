@@ -15,6 +15,7 @@ use burn::backend::{Autodiff, BackendTypes, Flex};
 use burn::tensor::TensorData;
 
 use super::kernels::{self, ConvGeometry, NormGeometry};
+use super::linear;
 
 /// The autodiff float primitive on the flex backend.
 pub(crate) type AdTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
@@ -259,6 +260,54 @@ pub(crate) fn upsample_nearest2x(x: AdTensor, shape: [usize; 4]) -> AdTensor {
     let out = flex(kernels::upsample2x_forward(slice(&input), h, w), &[b, c, 2 * h, 2 * w]);
     match Upsample.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(shape, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// What the linear layer's backward step keeps: `x` `[m, k]` and `w` `[k, n]`.
+#[derive(Debug, Clone)]
+struct LinearState {
+    input: FlexTensor,
+    weight: FlexTensor,
+    /// `(m, k, n)`.
+    dims: (usize, usize, usize),
+}
+
+#[derive(Debug)]
+struct LinearNoBias;
+
+impl Backward<Flex, 2> for LinearNoBias {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents;
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node)); // [m, n]
+        let LinearState { input, weight, dims: (m, k, n) } = ops.state;
+        if let Some(node) = x {
+            let dx = linear::backward_input(slice(&grad), slice(&weight), m, k, n);
+            grads.register::<Flex>(node.id, flex(dx, &[m, k]));
+        }
+        if let Some(node) = w {
+            let dw = linear::backward_weight(slice(&input), slice(&grad), m, k, n);
+            grads.register::<Flex>(node.id, flex(dw, &[k, n]));
+        }
+    }
+}
+
+/// `x` `[m, k]` @ `w` `[k, n]` as a tracked op: `[m, n]`.
+pub(crate) fn linear_no_bias(x: AdTensor, weight: AdTensor) -> AdTensor {
+    let input = contiguous(x.primitive());
+    let w = contiguous(weight.primitive());
+    let (m, k) = (input.layout().shape()[0], input.layout().shape()[1]);
+    let n = w.layout().shape()[1];
+    let out = flex(linear::forward(slice(&input), slice(&w), m, k, n), &[m, n]); // [m, n]
+    let state = LinearState { input, weight: w, dims: (m, k, n) };
+    match LinearNoBias
+        .prepare::<NoCheckpointing>([x.node(), weight.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }

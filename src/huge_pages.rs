@@ -1,0 +1,51 @@
+//! Large f32 buffers backed by transparent huge pages (2 MiB): fewer TLB misses when a kernel
+//! streams through them, and 512x fewer page faults on the first touch of a fresh one (a fresh
+//! 324 MB gradient costs about 80,000 faults in 4 KiB pages). Linux only; elsewhere, and when
+//! the OS declines the advice, they are plain buffers.
+
+/// Buffers at least this large (in values) are advised to use huge pages.
+pub(crate) const HUGE_MIN: usize = 1 << 20;
+
+/// A zero-filled buffer of `n` values (huge pages when large).
+pub(crate) fn zeroed_buffer(n: usize) -> Vec<f32> {
+    if n < HUGE_MIN {
+        return vec![0.0; n];
+    }
+    let mut buf = Vec::<f32>::with_capacity(n);
+    advise_huge_pages(buf.as_mut_ptr(), n);
+    buf.resize(n, 0.0);
+    buf
+}
+
+/// A buffer of `n` values that `fill` writes completely through the pointer it gets (huge
+/// pages when large), without zeroing it first.
+///
+/// # Safety
+/// `fill` must write every one of the `n` values and nothing outside them.
+pub(crate) unsafe fn filled_buffer(n: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
+    let mut buf = Vec::<f32>::with_capacity(n);
+    if n >= HUGE_MIN {
+        advise_huge_pages(buf.as_mut_ptr(), n);
+    }
+    fill(buf.as_mut_ptr());
+    // SAFETY: the capacity is n and the caller guarantees `fill` initialised all n values.
+    unsafe { buf.set_len(n) };
+    buf
+}
+
+/// `madvise(MADV_HUGEPAGE)` on the whole 2 MiB pages inside `[ptr, ptr + n)`.
+fn advise_huge_pages(ptr: *mut f32, n: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).div_ceil(HUGE) * HUGE;
+        let end = (ptr as usize + n * 4) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside an allocation we own; madvise only changes paging
+            // policy and its failure is harmless (ignored).
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, n);
+}
