@@ -4,6 +4,8 @@
 
 use brainscope::backend::default_device;
 use brainscope::models::vae::{AutoencoderKLConfig, save_vae};
+use brainscope::rng::{TorchInit, init_rng};
+use burn::module::Module;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -105,8 +107,15 @@ pub struct Project {
 }
 
 impl Project {
-    /// A project whose experiment trains `epochs` epochs with batches of `batch`.
+    /// A project whose experiment trains `epochs` epochs with batches of `batch` (the VAE drawn
+    /// from burn's unseeded generator: another one every run).
     pub fn new(epochs: usize, batch: usize) -> Self {
+        Self::with_vae_seed(epochs, batch, None)
+    }
+
+    /// As [`Project::new`]; with `Some(seed)` the VAE's weights are drawn on the host from
+    /// `seed` ([`brainscope::rng::TorchInit`]), so every run of a test sees the same latents.
+    pub fn with_vae_seed(epochs: usize, batch: usize, vae_seed: Option<u64>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let data = root.join("tiny-demo");
@@ -135,7 +144,12 @@ impl Project {
             "sample_size": 32
         }))
         .unwrap();
-        save_vae(&config.init(&default_device()), &config, &vae).unwrap();
+        let model = config.init(&default_device());
+        let model = match vae_seed {
+            Some(seed) => model.map(&mut TorchInit::new(&mut init_rng(seed))),
+            None => model,
+        };
+        save_vae(&model, &config, &vae).unwrap();
         let dir = root.join("experiments/7");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(

@@ -1,9 +1,8 @@
 //! One seed, one run, on every device: the weight init and the dropout masks are drawn on the
 //! host (`brainscope::rng`), so two CPU runs of one seed are identical, another seed gives
-//! another run, and a CPU run and a wgpu run of the tiny experiment start the same run (the
-//! first steps' train losses within float rounding, through the CLI; the goal, every val
-//! L1 within 1e-3 relative, is printed and not yet asserted: see the test). The device a run
-//! used is in status.json and `status`.
+//! another run, and a CPU run and a wgpu run of the tiny experiment are the same run (through the
+//! CLI: the first train losses within float rounding, every val L1 within 1e-3 relative). The
+//! device a run used is in status.json and `status`.
 //! Without a wgpu build or a Vulkan adapter the wgpu test says so and skips (fails under
 //! `BRAINSCOPE_REQUIRE_WGPU=1`, as the rest of the GPU group).
 
@@ -16,8 +15,10 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use std::process::Output;
 
-/// The goal of the CPU-vs-wgpu comparison (relative, per val L1), printed against the measure.
+/// The bound on every val L1 of the CPU-vs-wgpu comparison (relative).
 const DEVICE_RTOL: f64 = 1e-3;
+/// Seed of the test VAE: one fixed set of latents, so the comparison is the same on every run.
+const VAE_SEED: u64 = 0;
 /// The asserted bound on the first [`SAME_START_STEPS`] train losses (relative): a device that
 /// drew its own init, masks or shuffle would be 1e-2 or more apart at step 1.
 const START_RTOL: f64 = 1e-4;
@@ -131,18 +132,21 @@ fn two_cpu_runs_of_one_seed_are_identical_and_another_seed_gives_another_run() {
 }
 
 #[test]
-fn a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike_and_status_names_each_device() {
+fn a_cpu_run_and_a_wgpu_run_of_one_seed_agree_and_status_names_each_device() {
     // The group's device (`wgpu`; `cuda` under scripts/gpu-check.sh), or a printed skip.
-    let test = "a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike";
+    let test = "a_cpu_run_and_a_wgpu_run_of_one_seed_agree";
     if crate::gpu_parity::gpu_or_skip(test).is_none() {
         return;
     }
     let gpu_device = crate::gpu_parity::gpu_name();
-    let p = Project::new(2, 8);
-    // 128 upsampler channels, 4 per GroupNorm group, as real configs have 2 or more. With the
-    // shared experiment's 32 (one channel over 2x2 pixels a group) the runs part from step 4.
-    edit_toml(&p, "upsampler_channels = [32, 32, 32]", "upsampler_channels = [128, 128, 128]");
-    // One project, so both runs read the latent cache the first one built from one VAE.
+    // Two upsampler entries of 128 channels: `[128, 4, 4]` maps, so each GroupNorm group
+    // normalises 4 channels x 16 pixels. The shared experiment's three entries start from
+    // `[32, 2, 2]` maps (one channel over 4 pixels a group), a normalisation so ill-conditioned
+    // that two CPU runs whose kernels only round differently (`BRAINSCOPE_FAST_CPU=0`) part by
+    // 1e-3 and more within 2 epochs: the devices cannot agree better than the CPU with itself.
+    let p = Project::with_vae_seed(2, 8, Some(VAE_SEED));
+    edit_toml(&p, "upsampler_channels = [32, 32, 32]", "upsampler_channels = [128, 128]");
+    // One project, so both runs read the latent cache the first one built.
     let cpu_records = train(&p, "cpu");
     let gpu_records = train(&p, &gpu_device);
     let rel = |c: f64, g: f64| (c - g).abs() / c.abs();
@@ -166,16 +170,18 @@ fn a_cpu_run_and_a_wgpu_run_of_one_seed_start_alike_and_status_names_each_device
             );
         }
     }
-    // The goal, measured on lavapipe with this config: within 1.4e-5 in one project, but
-    // 7e-3 apart in another (the train losses equal to 1e-5 for 7 steps, then 7e-3 apart after
-    // one update). Why one update parts them is open, so this is reported, not asserted.
     let (cpu, gpu) = (values(&cpu_records, Split::Val), values(&gpu_records, Split::Val));
     assert_eq!(cpu.len(), 2, "two epochs, two val L1");
     assert_eq!(gpu.len(), cpu.len());
     for (epoch, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
-        let verdict = if rel(*c, *g) <= DEVICE_RTOL { "within" } else { "OUTSIDE" };
         eprintln!(
-            "epoch {}: val L1 cpu {c:.6} {gpu_device} {g:.6} (relative {:.2e}, {verdict} the 1e-3 goal)",
+            "epoch {}: val L1 cpu {c:.6} {gpu_device} {g:.6} (relative {:.2e})",
+            epoch + 1,
+            rel(*c, *g)
+        );
+        assert!(
+            rel(*c, *g) <= DEVICE_RTOL,
+            "epoch {}: val L1 cpu {c} vs {gpu_device} {g}: {:.2e} apart, over {DEVICE_RTOL:e}",
             epoch + 1,
             rel(*c, *g)
         );
