@@ -3,6 +3,8 @@
 //! 324 MB gradient costs about 80,000 faults in 4 KiB pages). Linux only; elsewhere, and when
 //! the OS declines the advice, they are plain buffers.
 
+use std::mem::MaybeUninit;
+
 /// Buffers at least this large (in values) are advised to use huge pages.
 pub(crate) const HUGE_MIN: usize = 1 << 20;
 
@@ -27,10 +29,27 @@ pub(crate) unsafe fn filled_buffer(n: usize, fill: impl FnOnce(*mut f32)) -> Vec
     if n >= HUGE_MIN {
         advise_huge_pages(buf.as_mut_ptr(), n);
     }
+    // Debug builds (the tests) start from NaN, so a value `fill` forgets shows up in the result
+    // instead of whatever the allocator's reused memory held.
+    #[cfg(debug_assertions)]
+    buf.spare_capacity_mut()[..n].fill(MaybeUninit::new(f32::NAN));
     fill(buf.as_mut_ptr());
     // SAFETY: the capacity is n and the caller guarantees `fill` initialised all n values.
     unsafe { buf.set_len(n) };
     buf
+}
+
+/// [`filled_buffer`] with the uninitialised values handed to `fill` as a slice, for kernels that
+/// write them chunk by chunk (in parallel).
+///
+/// # Safety
+/// `fill` must write every one of the `n` values.
+pub(crate) unsafe fn written_buffer(
+    n: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<f32>]),
+) -> Vec<f32> {
+    // SAFETY: the pointer heads a capacity of n values; the caller guarantees all are written.
+    unsafe { filled_buffer(n, |ptr| fill(std::slice::from_raw_parts_mut(ptr.cast(), n))) }
 }
 
 /// `madvise(MADV_HUGEPAGE)` on the whole 2 MiB pages inside `[ptr, ptr + n)`.

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of modules to responsibilities.
 
+pub mod allocator;
 pub mod backend;
 pub mod bench;
 pub mod cli;

@@ -5,5 +5,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    brainscope::allocator::keep_freed_memory();
     brainscope::cli::main()
 }

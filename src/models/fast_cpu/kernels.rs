@@ -4,7 +4,20 @@
 //! Nothing here knows about burn tensors; [`super`] extracts the buffers and
 //! [`super::autodiff`] registers the backward steps.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use crate::huge_pages::{filled_buffer, written_buffer};
+
+const ZERO: MaybeUninit<f32> = MaybeUninit::new(0.0);
+
+/// Copies `src` into the uninitialised `dst` of the same length.
+fn write_values(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
+    }
+}
 
 /// Sizes of one stride-1 convolution (dilation 1, one group, any zero padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +58,12 @@ impl ConvGeometry {
         i * self.padded().1 + j
     }
 
+    /// Every kernel tap in order: `(tap index, offset of its shifted view)`.
+    fn taps_with_offsets(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.kh)
+            .flat_map(move |i| (0..self.kw).map(move |j| (i * self.kw + j, self.tap_offset(i, j))))
+    }
+
     /// Elements after the last padded plane that the shifted views may read (the last tap's
     /// view starts `(kh - 1) * Wp + kw - 1` elements in).
     fn slack(&self) -> usize {
@@ -52,23 +71,36 @@ impl ConvGeometry {
     }
 
     /// `[B, C, H, W]` (`C` = `channels`) -> zero-padded `[C, B, Hp, Wp]` plus [`Self::slack`]
-    /// zeros: each channel's planes of the whole batch form one matrix row.
+    /// zeros: each channel's planes of the whole batch form one matrix row. Only the borders
+    /// are zeroed; the interior is written once, by the copy.
     fn pad_batch(&self, input: &[f32], channels: usize) -> Vec<f32> {
         let (_, wp) = self.padded();
         let (plane, hw) = (self.plane(), self.h * self.w);
         let batch = input.len() / (channels * hw);
-        let mut padded = vec![0.0f32; channels * batch * plane + self.slack()];
-        padded[..channels * batch * plane].par_chunks_mut(plane).enumerate().for_each(
-            |(index, dst)| {
-                let (c, b) = (index / batch, index % batch);
-                let src = &input[(b * channels + c) * hw..][..hw];
-                for (y, row) in src.chunks_exact(self.w).enumerate() {
-                    let start = (y + self.pad[0]) * wp + self.pad[1];
-                    dst[start..start + self.w].copy_from_slice(row);
-                }
-            },
-        );
-        padded
+        let body = channels * batch * plane;
+        let (top, left, w) = (self.pad[0], self.pad[1], self.w);
+        // SAFETY: every row of every plane is written (zeros, or zeros around a copied input
+        // row), and so is the slack.
+        unsafe {
+            written_buffer(body + self.slack(), |padded| {
+                let (planes, slack) = padded.split_at_mut(body);
+                slack.fill(ZERO);
+                planes.par_chunks_mut(plane).enumerate().for_each(|(index, dst)| {
+                    let (c, b) = (index / batch, index % batch);
+                    let src = &input[(b * channels + c) * hw..][..hw];
+                    for (y, row) in dst.chunks_exact_mut(wp).enumerate() {
+                        match y.checked_sub(top).filter(|&sy| sy < self.h) {
+                            Some(sy) => {
+                                row[..left].fill(ZERO);
+                                write_values(&mut row[left..left + w], &src[sy * w..][..w]);
+                                row[left + w..].fill(ZERO);
+                            }
+                            None => row.fill(ZERO),
+                        }
+                    }
+                });
+            })
+        }
     }
 }
 
@@ -241,13 +273,16 @@ pub mod blas {
 /// GEMM operand has a unit stride.
 fn weight_per_tap(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let taps = g.taps();
-    let mut out = vec![0.0f32; weight.len()];
-    for (tap, dst) in out.chunks_exact_mut(g.c_out * g.c_in).enumerate() {
-        for (d, s) in dst.iter_mut().zip(weight.iter().skip(tap).step_by(taps)) {
-            *d = *s;
-        }
+    // SAFETY: tap t's matrix takes every taps-th weight from t, so all values are written.
+    unsafe {
+        written_buffer(weight.len(), |out| {
+            for (tap, dst) in out.chunks_exact_mut(g.c_out * g.c_in).enumerate() {
+                for (d, s) in dst.iter_mut().zip(weight.iter().skip(tap).step_by(taps)) {
+                    d.write(*s);
+                }
+            }
+        })
     }
-    out
 }
 
 /// Forward convolution of a batch: `input` `[B, C_in, H, W]`, `weight` `[C_out, C_in, kh, kw]`,
@@ -272,41 +307,43 @@ pub(crate) fn conv_forward(
     let cols = batch * plane;
     let padded = g.pad_batch(input, g.c_in); // [C_in, B, Hp, Wp] + slack
     let per_tap = weight_per_tap(weight, g); // [taps, C_out, C_in]
-    let mut wide = vec![0.0f32; g.c_out * cols]; // [C_out, B, Hp, Wp]
-    for i in 0..g.kh {
-        for j in 0..g.kw {
-            let tap = i * g.kw + j;
-            // SAFETY: dst is [c_out, cols] row-major; lhs is per_tap[tap] [c_out, c_in]
-            // row-major; rhs reads padded[ci * cols + i * wp + j + col] for col < cols, whose
-            // largest index is (c_in - 1) * cols + (kh - 1) * wp + (kw - 1) + cols - 1
-            // < c_in * cols + slack = padded.len().
-            unsafe {
+    // SAFETY: the first tap's GEMM (no accumulation) writes all of [c_out, cols].
+    let wide = unsafe {
+        filled_buffer(g.c_out * cols, |wide| {
+            for (tap, offset) in g.taps_with_offsets() {
+                // SAFETY: dst is [c_out, cols] row-major; lhs is per_tap[tap] [c_out, c_in]
+                // row-major; rhs reads padded[ci * cols + offset + col] for col < cols (offset
+                // = i * wp + j for tap (i, j)), whose largest index is (c_in - 1) * cols +
+                // (kh - 1) * wp + (kw - 1) + cols - 1 < c_in * cols + slack = padded.len().
                 gemm_acc(
                     (g.c_out, cols, g.c_in),
-                    wide.as_mut_ptr(),
+                    wide,
                     (1, cols),
                     tap > 0, // accumulate after the first tap
                     per_tap.as_ptr().add(tap * g.c_out * g.c_in),
                     (1, g.c_in),
-                    padded.as_ptr().add(g.tap_offset(i, j)),
+                    padded.as_ptr().add(offset),
                     (1, cols),
                 );
             }
-        }
-    }
+        })
+    }; // [C_out, B, Hp, Wp]
     // Keep each plane's corner and add the bias: [C_out, B, Hp, Wp] -> [B, C_out, H', W'].
-    let mut out = vec![0.0f32; batch * g.c_out * ho * wo];
-    out.par_chunks_mut(ho * wo).enumerate().for_each(|(index, dst)| {
-        let (b, co) = (index / g.c_out, index % g.c_out);
-        let bias = bias.map_or(0.0, |bias| bias[co]);
-        let src = &wide[co * cols + b * plane..][..plane];
-        for (dst_row, src_row) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(wp)) {
-            for (d, s) in dst_row.iter_mut().zip(&src_row[..wo]) {
-                *d = s + bias;
-            }
-        }
-    });
-    out
+    // SAFETY: each output plane is written row by row, wo values from each of ho rows.
+    unsafe {
+        written_buffer(batch * g.c_out * ho * wo, |out| {
+            out.par_chunks_mut(ho * wo).enumerate().for_each(|(index, dst)| {
+                let (b, co) = (index / g.c_out, index % g.c_out);
+                let bias = bias.map_or(0.0, |bias| bias[co]);
+                let src = &wide[co * cols + b * plane..][..plane];
+                for (dst_row, src_row) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(wp)) {
+                    for (d, s) in dst_row.iter_mut().zip(&src_row[..wo]) {
+                        d.write(s + bias);
+                    }
+                }
+            })
+        })
+    }
 }
 
 /// Gradients of a convolution, each computed only when asked for.
@@ -343,14 +380,22 @@ pub(crate) fn conv_backward(
     let cols = batch * plane;
     let mn = g.c_out * g.c_in;
     let per_tap = weight_per_tap(weight, g); // [taps, C_out, C_in]
-    let mut wide = vec![0.0f32; g.c_out * cols]; // [C_out, B, Hp, Wp]
-    wide.par_chunks_mut(plane).enumerate().for_each(|(index, dst)| {
-        let (co, b) = (index / batch, index % batch);
-        let src = &grad[(b * g.c_out + co) * ho * wo..][..ho * wo];
-        for (dst_row, src_row) in dst.chunks_exact_mut(wp).zip(src.chunks_exact(wo)) {
-            dst_row[..wo].copy_from_slice(src_row);
-        }
-    });
+    // SAFETY: every row of every plane is written: the gradient row and zeros after it in the
+    // first ho rows, zeros in the rest.
+    let wide = unsafe {
+        written_buffer(g.c_out * cols, |wide| {
+            wide.par_chunks_mut(plane).enumerate().for_each(|(index, dst)| {
+                let (co, b) = (index / batch, index % batch);
+                let src = &grad[(b * g.c_out + co) * ho * wo..][..ho * wo];
+                let (kept, below) = dst.split_at_mut(ho * wp);
+                for (dst_row, src_row) in kept.chunks_exact_mut(wp).zip(src.chunks_exact(wo)) {
+                    write_values(&mut dst_row[..wo], src_row);
+                    dst_row[wo..].fill(ZERO);
+                }
+                below.fill(ZERO);
+            })
+        })
+    }; // [C_out, B, Hp, Wp], zero outside each plane's H' x W' corner
     let bias = need[2].then(|| {
         let sums: Vec<f32> = grad.par_chunks(ho * wo).map(|c| c.iter().sum()).collect(); // [B, C_out]
         let mut db = vec![0.0f32; g.c_out];
@@ -361,69 +406,78 @@ pub(crate) fn conv_backward(
     });
     let weight_grad = need[1].then(|| {
         let padded = g.pad_batch(input, g.c_in); // [C_in, B, Hp, Wp] + slack
-        let mut dw = vec![0.0f32; weight.len()]; // [taps, C_out, C_in]
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let tap = i * g.kw + j;
-                // SAFETY: dst is dw[tap], [c_out, c_in] row-major; lhs is wide [c_out, cols];
-                // rhs element (col, ci) reads padded[ci * cols + offset + col], below
-                // c_in * cols + slack = padded.len().
-                unsafe {
+        // SAFETY: each tap's GEMM (no accumulation) writes all of its [c_out, c_in] matrix.
+        let dw = unsafe {
+            filled_buffer(weight.len(), |dw| {
+                for (tap, offset) in g.taps_with_offsets() {
+                    // SAFETY: dst is dw[tap], [c_out, c_in] row-major; lhs is wide
+                    // [c_out, cols]; rhs element (col, ci) reads
+                    // padded[ci * cols + offset + col], below c_in * cols + slack.
                     gemm_acc(
                         (g.c_out, g.c_in, cols),
-                        dw.as_mut_ptr().add(tap * mn),
+                        dw.add(tap * mn),
                         (1, g.c_in),
                         false,
                         wide.as_ptr(),
                         (1, cols),
-                        padded.as_ptr().add(g.tap_offset(i, j)),
+                        padded.as_ptr().add(offset),
                         (cols, 1),
                     );
                 }
-            }
-        }
+            })
+        }; // [taps, C_out, C_in]
         // [taps, C_out, C_in] -> [C_out, C_in, kh, kw].
-        let mut out = vec![0.0f32; dw.len()];
-        for (tap, src) in dw.chunks_exact(mn).enumerate() {
-            for (d, s) in out.iter_mut().skip(tap).step_by(taps).zip(src) {
-                *d = *s;
-            }
+        // SAFETY: tap t fills every taps-th value from t, so all values are written.
+        unsafe {
+            written_buffer(dw.len(), |out| {
+                for (tap, src) in dw.chunks_exact(mn).enumerate() {
+                    for (d, s) in out.iter_mut().skip(tap).step_by(taps).zip(src) {
+                        d.write(*s);
+                    }
+                }
+            })
         }
-        out
     });
     let input_grad = need[0].then(|| {
-        let mut padded_grad = vec![0.0f32; g.c_in * cols + g.slack()]; // [C_in, B, Hp, Wp]
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let tap = i * g.kw + j;
-                // SAFETY: dst element (ci, col) is padded_grad[ci * cols + offset + col], below
-                // c_in * cols + slack, and rows of cols values never overlap; lhs element
-                // (ci, co) reads per_tap[tap][co, ci]; rhs is wide [c_out, cols].
-                unsafe {
+        let body = g.c_in * cols;
+        // SAFETY: the slack is zeroed first; tap (0, 0) has offset 0, so its GEMM (no
+        // accumulation) writes all of [0, c_in * cols); the later taps accumulate inside
+        // [0, c_in * cols + slack), all written by then.
+        let padded_grad = unsafe {
+            filled_buffer(body + g.slack(), |padded_grad| {
+                std::ptr::write_bytes(padded_grad.add(body), 0, g.slack()); // 0.0f32 is all zero bits
+                for (tap, offset) in g.taps_with_offsets() {
+                    // SAFETY: dst element (ci, col) is padded_grad[ci * cols + offset +
+                    // col], below c_in * cols + slack, and rows of cols values never
+                    // overlap; lhs element (ci, co) reads per_tap[tap][co, ci]; rhs is
+                    // wide [c_out, cols].
                     gemm_acc(
                         (g.c_in, cols, g.c_out),
-                        padded_grad.as_mut_ptr().add(g.tap_offset(i, j)),
+                        padded_grad.add(offset),
                         (1, cols),
-                        true,
+                        tap > 0, // accumulate after the first tap
                         per_tap.as_ptr().add(tap * mn),
                         (g.c_in, 1),
                         wide.as_ptr(),
                         (1, cols),
                     );
                 }
-            }
-        }
+            })
+        }; // [C_in, B, Hp, Wp] + slack
         // Crop the padding: [C_in, B, Hp, Wp] -> [B, C_in, H, W].
-        let mut dx = vec![0.0f32; batch * item_in];
-        dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(index, d)| {
-            let (b, ci) = (index / g.c_in, index % g.c_in);
-            let s = &padded_grad[ci * cols + b * plane..][..plane];
-            for (y, row) in d.chunks_exact_mut(g.w).enumerate() {
-                let start = (y + g.pad[0]) * wp + g.pad[1];
-                row.copy_from_slice(&s[start..start + g.w]);
-            }
-        });
-        dx
+        // SAFETY: each input-gradient plane is written row by row, w values from each of h rows.
+        unsafe {
+            written_buffer(batch * item_in, |dx| {
+                dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(index, d)| {
+                    let (b, ci) = (index / g.c_in, index % g.c_in);
+                    let s = &padded_grad[ci * cols + b * plane..][..plane];
+                    for (y, row) in d.chunks_exact_mut(g.w).enumerate() {
+                        let start = (y + g.pad[0]) * wp + g.pad[1];
+                        write_values(row, &s[start..start + g.w]);
+                    }
+                })
+            })
+        }
     });
     ConvGrads { input: input_grad, weight: weight_grad, bias }
 }
@@ -476,26 +530,28 @@ pub(crate) fn group_norm_forward(
 ) -> Vec<f32> {
     let per_group = g.per_group();
     let cpg = g.channels / g.groups;
-    let mut out = vec![0.0f32; input.len()];
-    out.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
-        |(index, (dst, src))| {
-            let (mean, inv_std) = group_stats(src, g.epsilon);
-            let first = (index % g.groups) * cpg;
-            for (k, (d, s)) in
-                dst.chunks_exact_mut(g.spatial).zip(src.chunks_exact(g.spatial)).enumerate()
-            {
-                let (gamma, beta) = g.affine(affine, first + k);
-                // y = (x - mean) * inv_std * gamma + beta = x * scale + shift
-                let scale = (inv_std * gamma as f64) as f32;
-                let shift = (beta as f64 - mean * inv_std * gamma as f64) as f32;
-                for (d, s) in d.iter_mut().zip(s) {
-                    let y = s * scale + shift;
-                    *d = if g.silu { y * sigmoid(y) } else { y };
-                }
-            }
-        },
-    );
-    out
+    // SAFETY: every value of every group is written, one per input value.
+    unsafe {
+        written_buffer(input.len(), |out| {
+            out.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
+                |(index, (dst, src))| {
+                    let (mean, inv_std) = group_stats(src, g.epsilon);
+                    let first = (index % g.groups) * cpg;
+                    let channels = dst.chunks_exact_mut(g.spatial).zip(src.chunks_exact(g.spatial));
+                    for (k, (d, s)) in channels.enumerate() {
+                        let (gamma, beta) = g.affine(affine, first + k);
+                        // y = (x - mean) * inv_std * gamma + beta = x * scale + shift
+                        let scale = (inv_std * gamma as f64) as f32;
+                        let shift = (beta as f64 - mean * inv_std * gamma as f64) as f32;
+                        for (d, s) in d.iter_mut().zip(s) {
+                            let y = s * scale + shift;
+                            d.write(if g.silu { y * sigmoid(y) } else { y });
+                        }
+                    }
+                },
+            )
+        })
+    }
 }
 
 /// Gradients of a GroupNorm: input `[B, C, H, W]` and, with an affine, gamma and beta `[C]`.
@@ -588,30 +644,38 @@ pub(crate) fn group_norm_backward(
 
 /// Nearest-neighbour x2 upsampling of `[B*C, H, W]` planes -> `[B*C, 2H, 2W]`.
 pub(crate) fn upsample2x_forward(input: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; input.len() * 4];
-    out.par_chunks_mut(4 * h * w).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
-        for (pair, row) in dst.chunks_exact_mut(4 * w).zip(src.chunks_exact(w)) {
-            let (top, bottom) = pair.split_at_mut(2 * w);
-            for (d, s) in top.chunks_exact_mut(2).zip(row) {
-                d[0] = *s;
-                d[1] = *s;
-            }
-            bottom.copy_from_slice(top);
-        }
-    });
-    out
+    // SAFETY: each output row pair is written whole: every value of the top row twice over
+    // its two columns, and the bottom row the same.
+    unsafe {
+        written_buffer(input.len() * 4, |out| {
+            out.par_chunks_mut(4 * h * w).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
+                for (pair, row) in dst.chunks_exact_mut(4 * w).zip(src.chunks_exact(w)) {
+                    let (top, bottom) = pair.split_at_mut(2 * w);
+                    for ((t, b), s) in
+                        top.chunks_exact_mut(2).zip(bottom.chunks_exact_mut(2)).zip(row)
+                    {
+                        t.fill(MaybeUninit::new(*s));
+                        b.fill(MaybeUninit::new(*s));
+                    }
+                }
+            })
+        })
+    }
 }
 
 /// Backward of [`upsample2x_forward`]: each input pixel gets the sum of its 2x2 block.
 pub(crate) fn upsample2x_backward(grad: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let mut dx = vec![0.0f32; grad.len() / 4];
-    dx.par_chunks_mut(h * w).zip(grad.par_chunks(4 * h * w)).for_each(|(dst, src)| {
-        for (row, pair) in dst.chunks_exact_mut(w).zip(src.chunks_exact(4 * w)) {
-            let (top, bottom) = pair.split_at(2 * w);
-            for (x, d) in row.iter_mut().enumerate() {
-                *d = top[2 * x] + top[2 * x + 1] + bottom[2 * x] + bottom[2 * x + 1];
-            }
-        }
-    });
-    dx
+    // SAFETY: every input pixel of every plane gets its block's sum.
+    unsafe {
+        written_buffer(grad.len() / 4, |dx| {
+            dx.par_chunks_mut(h * w).zip(grad.par_chunks(4 * h * w)).for_each(|(dst, src)| {
+                for (row, pair) in dst.chunks_exact_mut(w).zip(src.chunks_exact(4 * w)) {
+                    let (top, bottom) = pair.split_at(2 * w);
+                    for (x, d) in row.iter_mut().enumerate() {
+                        d.write(top[2 * x] + top[2 * x + 1] + bottom[2 * x] + bottom[2 * x + 1]);
+                    }
+                }
+            })
+        })
+    }
 }
