@@ -2,6 +2,9 @@
 //! streams through them, and 512x fewer page faults on the first touch of a fresh one (a fresh
 //! 324 MB gradient costs about 80,000 faults in 4 KiB pages). Linux only; elsewhere, and when
 //! the OS declines the advice, they are plain buffers.
+//!
+//! Also the uninitialised buffers a kernel writes whole ([`filled_buffer`], [`written_buffer`]):
+//! no zero-fill first; debug builds fill them with NaN so a value a kernel misses shows in tests.
 
 use std::mem::MaybeUninit;
 

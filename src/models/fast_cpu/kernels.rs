@@ -12,13 +12,6 @@ use crate::huge_pages::{filled_buffer, written_buffer};
 
 const ZERO: MaybeUninit<f32> = MaybeUninit::new(0.0);
 
-/// Copies `src` into the uninitialised `dst` of the same length.
-fn write_values(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.write(*s);
-    }
-}
-
 /// Sizes of one stride-1 convolution (dilation 1, one group, any zero padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConvGeometry {
@@ -92,7 +85,7 @@ impl ConvGeometry {
                         match y.checked_sub(top).filter(|&sy| sy < self.h) {
                             Some(sy) => {
                                 row[..left].fill(ZERO);
-                                write_values(&mut row[left..left + w], &src[sy * w..][..w]);
+                                row[left..left + w].write_copy_of_slice(&src[sy * w..][..w]);
                                 row[left + w..].fill(ZERO);
                             }
                             None => row.fill(ZERO),
@@ -389,7 +382,7 @@ pub(crate) fn conv_backward(
                 let src = &grad[(b * g.c_out + co) * ho * wo..][..ho * wo];
                 let (kept, below) = dst.split_at_mut(ho * wp);
                 for (dst_row, src_row) in kept.chunks_exact_mut(wp).zip(src.chunks_exact(wo)) {
-                    write_values(&mut dst_row[..wo], src_row);
+                    dst_row[..wo].write_copy_of_slice(src_row);
                     dst_row[wo..].fill(ZERO);
                 }
                 below.fill(ZERO);
@@ -473,7 +466,7 @@ pub(crate) fn conv_backward(
                     let s = &padded_grad[ci * cols + b * plane..][..plane];
                     for (y, row) in d.chunks_exact_mut(g.w).enumerate() {
                         let start = (y + g.pad[0]) * wp + g.pad[1];
-                        write_values(row, &s[start..start + g.w]);
+                        row.write_copy_of_slice(&s[start..start + g.w]);
                     }
                 })
             })
